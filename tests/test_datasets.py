@@ -1,0 +1,249 @@
+"Tests of cnn_course.datasets: the registry, generated datasets, the lookup order and the download path (no network)."
+import argparse, io, os, tarfile, urllib.error, zipfile
+from dataclasses import replace
+from pathlib import Path
+import pytest
+from PIL import Image
+from cnn_course import core, datasets
+from cnn_course.core import NotAvailableError
+from cnn_course.datasets import (DATASETS, FASHION5_MAP, dataset_path, datasets_table, get_dataset, make_digits,
+                                 make_shapes, relayout, split_counts)
+
+REQUIRED = ['flowers', 'clothing', 'fashion5', 'sports100', 'eggs', 'anime', 'products10', 'products30', 'digits', 'shapes']
+REAL = pytest.mark.skipif(not os.environ.get('CNN_COURSE_DATA'), reason='needs CNN_COURSE_DATA (real photos)')
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    "A fresh course home, no real-data root, online."
+    monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home'))
+    monkeypatch.delenv('CNN_COURSE_DATA', raising=False)
+    monkeypatch.delenv('CNN_COURSE_OFFLINE', raising=False)
+    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
+    real_open = core._open_url
+    def local_only(url, timeout):
+        if not url.startswith('file:'): raise urllib.error.URLError('network disabled in tests')
+        return real_open(url, timeout)
+    monkeypatch.setattr(core, '_open_url', local_only)
+    return tmp_path/'home'
+
+def class_folders(root, classes=('daisy', 'roses'), n=10, wrap=None):
+    "Class folders of small JPEGs (an unpacked archive without a split)."
+    base = root/wrap if wrap else root
+    for c in classes:
+        (base/c).mkdir(parents=True)
+        for i in range(n): Image.new('RGB', (16, 16), (i*20, 40, 90)).save(base/c/f'{c}_{i}.jpg')
+    return root
+
+def tgz_of(folder, dest):
+    with tarfile.open(dest, 'w:gz') as t: t.add(folder, arcname='.')
+    return dest
+
+# --- registry ---------------------------------------------------------------------------------------------------------
+
+def test_registry_has_every_course_dataset():
+    assert set(REQUIRED) <= set(DATASETS)
+    for s in DATASETS.values():
+        assert s.title and s.source and s.licence and s.kind in ('download', 'manual', 'generated')
+        assert s.kind != 'manual' or s.manual, s.name
+        assert s.kind != 'download' or s.urls, s.name
+    with pytest.raises(Exception): DATASETS['flowers'].name = 'x'  # frozen
+
+def test_reported_accuracies_and_details():
+    assert any('97%' in r for r in get_dataset('sports100').reported)
+    assert any('89%' in r for r in get_dataset('sports100').reported)
+    assert any('93%' in r for r in get_dataset('products30').reported)
+    assert any('85%' in r for r in get_dataset('flowers').reported)
+    assert 'AI Hub' in get_dataset('products10').manual and 'kaggle' in get_dataset('sports100').manual.lower()
+    assert get_dataset('flowers').classes == ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
+    assert get_dataset('flowers').size_bytes == 228813984
+
+def test_fashion5_mapping_covers_clothing():
+    m = get_dataset('fashion5').mapping
+    assert set(m) == set(get_dataset('clothing').classes)
+    assert set(m.values()) == set(get_dataset('fashion5').classes) == {'hat', 'outer', 'top', 'bottom', 'shoes'}
+    assert m['dress'] == 'top' and m['outwear'] == 'outer' and m['skirt'] == 'bottom'
+    assert get_dataset('fashion5').dir_name == 'clothing'
+
+def test_unknown_dataset_names_choices():
+    with pytest.raises(KeyError) as e: get_dataset('flower')
+    msg = e.value.args[0]
+    assert "Unknown dataset 'flower'. Available: anime, clothing," in msg and "Did you mean 'flowers'?" in msg
+
+def test_table_lists_everything():
+    for fmt in ('md', 'text'):
+        t = datasets_table(fmt)
+        assert all(n in t for n in REQUIRED)
+    assert datasets_table('md').count('\n') == len(DATASETS) + 1
+
+def test_datasets_md_documents_every_dataset():
+    md = (Path(__file__).parents[1]/'datasets.md').read_text()
+    assert all(f'`{n}`' in md or f'| {n} |' in md for n in REQUIRED)
+    assert 'dress' in md and 'top' in md
+
+# --- generated datasets --------------------------------------------------------------------------------------------
+
+def test_make_shapes_options_and_determinism(tmp_path):
+    a = make_shapes(tmp_path/'a', n_classes=5, size=24, n_per_class=30, noise=0.1, imbalance=5, seed=3)
+    b = make_shapes(tmp_path/'b', n_classes=5, size=24, n_per_class=30, noise=0.1, imbalance=5, seed=3)
+    c = split_counts(a)
+    totals = [sum(c[s][k] for s in c) for k in ('circle', 'square', 'triangle', 'cross', 'star')]
+    assert totals[0] == 30 and totals[-1] == 6 and totals == sorted(totals, reverse=True)
+    assert all(len(c[s]) == 5 for s in ('train', 'valid', 'test'))
+    files = sorted(p.relative_to(a) for p in a.rglob('*.png'))
+    assert files == sorted(p.relative_to(b) for p in b.rglob('*.png'))
+    assert all((a/f).read_bytes() == (b/f).read_bytes() for f in files)
+    assert Image.open(a/files[0]).size == (24, 24)
+    other = make_shapes(tmp_path/'c', n_classes=5, size=24, n_per_class=30, noise=0.1, imbalance=5, seed=4)
+    pngs = lambda d: {f.read_bytes() for f in d.rglob('*.png')}
+    assert not pngs(other) & pngs(a)  # another seed draws other images
+    with pytest.raises(ValueError, match='n_classes must be'): make_shapes(tmp_path/'d', n_classes=20)
+
+def test_make_digits(tmp_path):
+    out = make_digits(tmp_path/'digits')
+    c = split_counts(out)
+    assert sum(sum(v.values()) for v in c.values()) == 1797
+    assert sorted(c['test']) == list('0123456789')
+    im = Image.open(next((out/'train'/'7').iterdir()))
+    assert im.mode == 'L' and im.size == (32, 32)
+
+def test_relayout_keeps_source_splits(tmp_path):
+    src = tmp_path/'src'/'clothing-dataset-small-abc'
+    for s in ('train', 'validation', 'test'): class_folders(src/s, ('hat', 'pants'), n=2)
+    out = relayout(tmp_path/'src', tmp_path/'out')
+    assert split_counts(out) == {s: {'hat': 2, 'pants': 2} for s in ('train', 'valid', 'test')}
+
+# --- lookup order -----------------------------------------------------------------------------------------------------
+
+def test_explicit_path_wins(home, tmp_path, monkeypatch):
+    mine = class_folders(tmp_path/'mine')
+    assert dataset_path('flowers', mine) == mine
+    with pytest.raises(NotAvailableError, match='Looked in'): dataset_path('flowers', tmp_path/'nope')
+
+def test_data_root_then_cache(home, tmp_path, monkeypatch):
+    root = tmp_path/'data'
+    class_folders(root/'clothing'/'train', ('hat',), n=1)
+    monkeypatch.setenv('CNN_COURSE_DATA', str(root))
+    assert dataset_path('clothing') == root/'clothing'
+    assert dataset_path('fashion5') == root/'clothing'  # fashion5 reuses the clothing photos
+    class_folders(home/'datasets'/'eggs'/'train', ('broken', 'intact'), n=1)
+    assert dataset_path('eggs') == home/'datasets'/'eggs'
+
+def test_generated_datasets_need_no_network(home, monkeypatch):
+    monkeypatch.setattr(core, '_open_url', lambda *a: pytest.fail('network touched'))
+    monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
+    p = dataset_path('shapes')
+    assert p == home/'datasets'/'shapes' and split_counts(p)['train']
+    assert dataset_path('digits') == home/'datasets'/'digits'
+
+@pytest.mark.parametrize('name,fix', [('eggs', 'Kaggle'), ('anime', 'anime/'), ('products10', 'AI Hub'),
+                                      ('products30', 'AI Hub'), ('sports100', 'kaggle datasets download')])
+def test_manual_datasets_say_how_to_get_them(home, name, fix):
+    with pytest.raises(NotAvailableError) as e: dataset_path(name)
+    msg = str(e.value)
+    assert fix in msg and 'CNN_COURSE_DATA' in msg and str(home/'datasets'/name) in msg
+
+def test_no_download_when_told_not_to(home, monkeypatch):
+    monkeypatch.setattr(core, '_open_url', lambda *a: pytest.fail('network touched'))
+    with pytest.raises(NotAvailableError, match='flowers'): dataset_path('flowers', download=False)
+
+# --- download path (no network) ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def flowers_archive(tmp_path, monkeypatch):
+    "Point `flowers` at a local tgz laid out like flower_photos.tgz (class folders, no split)."
+    arc = tgz_of(class_folders(tmp_path/'src', ('daisy', 'tulips'), n=10, wrap='flower_photos'), tmp_path/'flower_photos.tgz')
+    monkeypatch.setitem(DATASETS, 'flowers', replace(DATASETS['flowers'], urls=(arc.as_uri(),), size_bytes=arc.stat().st_size,
+                                                     sha256=core.file_sha256(arc)))
+    return arc
+
+def test_download_extract_and_split(home, flowers_archive):
+    p = dataset_path('flowers')
+    assert p == home/'datasets'/'flowers'
+    assert split_counts(p) == {'train': {'daisy': 7, 'tulips': 7}, 'valid': {'daisy': 1, 'tulips': 1},
+                               'test': {'daisy': 2, 'tulips': 2}}
+    assert not list((home/'datasets').glob('*.part')) and not list((home/'datasets').glob('*.raw'))
+    assert (home/'downloads'/'flowers.tgz').exists()
+
+def test_download_split_is_seeded(home, flowers_archive, tmp_path, monkeypatch):
+    first = sorted(f.name for f in (dataset_path('flowers')/'test'/'daisy').iterdir())
+    monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home2'))
+    assert sorted(f.name for f in (dataset_path('flowers')/'test'/'daisy').iterdir()) == first
+
+def test_download_zip_with_validation_folder(home, tmp_path, monkeypatch):
+    src = tmp_path/'zsrc'
+    for s in ('train', 'validation', 'test'): class_folders(src/'clothing-dataset-small-x'/s, ('hat', 'skirt'), n=2)
+    arc = tmp_path/'c.zip'
+    with zipfile.ZipFile(arc, 'w') as z:
+        for f in src.rglob('*.jpg'): z.write(f, f.relative_to(src))
+    monkeypatch.setitem(DATASETS, 'clothing', replace(DATASETS['clothing'], urls=(arc.as_uri(),)))
+    p = dataset_path('fashion5')  # downloads the clothing photos
+    assert p == home/'datasets'/'clothing' and split_counts(p)['valid'] == {'hat': 2, 'skirt': 2}
+
+def test_checksum_mismatch_keeps_nothing(home, flowers_archive, monkeypatch):
+    monkeypatch.setitem(DATASETS, 'flowers', replace(DATASETS['flowers'], sha256='0'*64))
+    with pytest.raises(NotAvailableError) as e: dataset_path('flowers')
+    assert 'corrupt' in str(e.value) and 'Looked in' in str(e.value)
+    assert isinstance(e.value.__cause__, core.ChecksumError)
+    assert not (home/'downloads'/'flowers.tgz').exists() and not (home/'downloads'/'flowers.tgz.part').exists()
+    assert not (home/'datasets'/'flowers').exists()
+
+def test_half_written_file_is_never_used(home, flowers_archive, monkeypatch):
+    (home/'downloads').mkdir(parents=True)
+    (home/'downloads'/'flowers.tgz.part').write_bytes(flowers_archive.read_bytes()[:100])  # an interrupted earlier run
+    class Dies(io.BytesIO):
+        def read(self, *a):
+            if self.tell() > 200: raise urllib.error.URLError('connection reset')
+            return super().read(100)
+    monkeypatch.setattr(core, '_open_url', lambda url, timeout: Dies(flowers_archive.read_bytes()))
+    with pytest.raises(NotAvailableError, match='connection reset'): dataset_path('flowers')
+    assert not (home/'downloads'/'flowers.tgz').exists() and not (home/'downloads'/'flowers.tgz.part').exists()
+    monkeypatch.setattr(core, '_open_url', lambda url, timeout: open(flowers_archive, 'rb'))  # the network is back
+    assert split_counts(dataset_path('flowers'))['train'] == {'daisy': 7, 'tulips': 7}
+
+def test_truncated_archive_in_cache_is_rejected(home, flowers_archive):
+    (home/'downloads').mkdir(parents=True)
+    (home/'downloads'/'flowers.tgz').write_bytes(flowers_archive.read_bytes()[:500])
+    with pytest.raises(NotAvailableError, match='incomplete'): dataset_path('flowers')
+    assert (home/'downloads'/'flowers.tgz').stat().st_size == 500  # a file the user put there is not deleted
+
+def test_offline_says_where_to_put_files(home, monkeypatch):
+    monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
+    monkeypatch.setattr(core, '_open_url', lambda *a: pytest.fail('network touched'))
+    with pytest.raises(NotAvailableError) as e: dataset_path('flowers')
+    msg = str(e.value)
+    assert 'offline' in msg and 'CNN_COURSE_DATA' in msg and str(home/'datasets'/'flowers') in msg
+
+def test_unreachable_server(home, monkeypatch):
+    def refuse(url, timeout): raise urllib.error.URLError('Name or service not known')
+    monkeypatch.setattr(core, '_open_url', refuse)
+    with pytest.raises(NotAvailableError, match='Could not download'): dataset_path('clothing')
+
+# --- CLI --------------------------------------------------------------------------------------------------------------
+
+def parser():
+    ap = argparse.ArgumentParser(prog='cnn-course'); sub = ap.add_subparsers()
+    datasets.add_commands(sub)
+    return ap
+
+def test_cli_datasets(capsys):
+    args = parser().parse_args(['datasets'])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert all(n in out for n in REQUIRED)
+
+def test_cli_get(home, capsys):
+    ap = parser()
+    args = ap.parse_args(['data', 'get', 'shapes'])
+    assert args.func(args) == 0 and 'train:' in capsys.readouterr().out
+    args = ap.parse_args(['data', 'get', 'products30'])
+    assert args.func(args) == 1 and 'AI Hub' in capsys.readouterr().err
+    args = ap.parse_args(['data', 'get', 'flower'])
+    assert args.func(args) == 1 and 'Available:' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: ap.parse_args(['data', 'get', '--help'])
+    assert e.value.code == 0
+
+@REAL
+def test_real_data_found_through_env():
+    assert dataset_path('flowers') == core.data_root()/'flowers'
+    assert split_counts(dataset_path('flowers')) and sum(split_counts(dataset_path('flowers'))['test'].values()) == 736
+    assert dataset_path('fashion5') == core.data_root()/'clothing'

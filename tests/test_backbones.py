@@ -8,6 +8,14 @@ from cnn_course.ntsnet import NTSLoss, NTSNet
 
 torch.set_num_threads(2)
 
+@pytest.fixture(autouse=True)
+def _no_onednn():
+    "oneDNN spends seconds preparing kernels for each new small shape; the plain CPU kernels start at once."
+    old = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    yield
+    torch.backends.mkldnn.enabled = old
+
 def _step(model, size, n_out=3):
     "One training step on 2 random images; returns the loss."
     torch.manual_seed(0)

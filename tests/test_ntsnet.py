@@ -6,6 +6,7 @@ from cnn_course.ntsnet import (NTSConfig, NTSLoss, NTSNet, create_ntsnet, hard_n
                                toy_fine_grained)
 
 torch.set_num_threads(2)
+
 SMALL = NTSConfig(proposals=4, cat=2, sizes=(0.3, 0.45, 0.7), channels=32)
 
 def test_paper_anchor_count_and_boxes_inside_the_image():

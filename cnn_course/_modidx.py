@@ -318,6 +318,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'cnn_course.train._setup_kw': ('train.html#_setup_kw', 'cnn_course/train.py'),
                                   'cnn_course.train.accuracy_on': ('train.html#accuracy_on', 'cnn_course/train.py'),
                                   'cnn_course.train.add_commands': ('train.html#add_commands', 'cnn_course/train.py'),
+                                  'cnn_course.train.cached_accuracy': ('train.html#cached_accuracy', 'cnn_course/train.py'),
                                   'cnn_course.train.callbacks': ('train.html#callbacks', 'cnn_course/train.py'),
                                   'cnn_course.train.encoder': ('train.html#encoder', 'cnn_course/train.py'),
                                   'cnn_course.train.evaluate_splits': ('train.html#evaluate_splits', 'cnn_course/train.py'),

@@ -46,7 +46,7 @@ def run(a) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--arch', default='tf_efficientnet_lite0'); p.add_argument('--size', type=int, default=224)
-    p.add_argument('--bs', type=int, default=32); p.add_argument('--n', type=int, default=128)
+    p.add_argument('--bs', type=int, default=16); p.add_argument('--n', type=int, default=128)
     p.add_argument('--what', help=argparse.SUPPRESS); p.add_argument('--malloc', type=int, default=1, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.what: return print(json.dumps(run(a)))

@@ -9,8 +9,8 @@ import argparse, importlib, sys
 # %% auto #0
 __all__ = ['COMMAND_MODULES', 'USER_ERRORS', 'build_parser', 'main']
 
-# %% ../nbs/99_cli.ipynb #8c5a8b06
-COMMAND_MODULES = ('datasets', 'checks', 'backbones', 'train', 'report')
+# %% ../nbs/99_cli.ipynb #e9a0e3fc
+COMMAND_MODULES = ('datasets', 'checks', 'backbones', 'train', 'report', 'grade')
 
 # Errors that describe the learner's input (a name, a path, the network), shown without a traceback.
 USER_ERRORS = (KeyError, ValueError, FileNotFoundError, FileExistsError, ConnectionError, TypeError)

@@ -15,9 +15,9 @@ from .evaluate import Evaluation, diagnose, evaluate, evaluation_from_probs, pct
 
 # %% auto #0
 __all__ = ['FIGURES', 'png', 'confusion_figure', 'per_class_figure', 'history_figure', 'top_losses_figure', 'distribution_figure',
-           'PhotoPrediction', 'open_photo', 'run_probabilities', 'predict_photos', 'photos_figure', 'Report',
-           'per_class_html', 'report_html', 'report_metrics', 'save_report', 'class_distribution', 'build_report',
-           'run_row', 'parse_reported', 'reported_accuracies', 'Comparison', 'compare_runs', 'add_commands']
+           'PhotoPrediction', 'open_photo', 'predict_photos', 'photos_figure', 'Report', 'per_class_html',
+           'report_html', 'report_metrics', 'save_report', 'class_distribution', 'build_report', 'run_row',
+           'parse_reported', 'reported_accuracies', 'Comparison', 'compare_runs', 'add_commands']
 
 # %% ../nbs/10_report.ipynb #25f2ca34
 def png(fig:Figure, dpi:int=100) -> bytes:
@@ -122,7 +122,7 @@ def distribution_figure(counts:dict, # {split: {class: images}}
     ax.set(ylabel='images', title='Images per class'); ax.legend()
     return fig
 
-# %% ../nbs/10_report.ipynb #6fae1b55
+# %% ../nbs/10_report.ipynb #6ba3b793
 @dataclass
 class PhotoPrediction:
     "One photo and the model's top-k classes for it."
@@ -151,19 +151,7 @@ def _probabilities(model, images, classes):
         from fastai.vision.core import PILImage
         return np.stack([model.predict(PILImage.create(np.asarray(im)))[2].numpy() for im in images])
     if callable(model) and not hasattr(model, 'meta'): return np.asarray(model(images), dtype=float)
-    return run_probabilities(model, images)
-
-def run_probabilities(run, # A saved run: `.model` and `.meta` with size, mean and std
-                      images:list, # PIL images
-                     ) -> np.ndarray:
-    "Class probabilities of `images` from a saved run's model, preprocessed as its test images were (centre crop, resize, normalise)."
-    import torch
-    from cnn_course.data import center_crop, to_rgb
-    m = run.meta
-    x = np.stack([np.asarray(center_crop(to_rgb(im), m['size']), dtype=np.float32)/255 for im in images])
-    mean, std = (torch.tensor(m[k], dtype=torch.float32).view(1, 3, 1, 1) for k in ('mean', 'std'))
-    run.model.eval()
-    with torch.no_grad(): return torch.softmax(run.model((torch.from_numpy(x).permute(0, 3, 1, 2) - mean)/std), 1).numpy()
+    return model.probabilities(images).numpy()  # a saved run: `runs.Run`, preprocessed as its test images
 
 def predict_photos(model, # A saved run, a fastai Learner, or a function images -> probabilities (n, C)
                    sources:list, # Image files or URLs

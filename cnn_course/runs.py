@@ -18,7 +18,7 @@ from .data import center_crop, to_rgb
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'HISTORY_COLS', 'PICKLE_EXTS', 'RunError', 'versions', 'save_run', 'read_meta', 'build_model',
-           'read_history', 'Run', 'load_run']
+           'read_history', 'to_pixels', 'normalize', 'Run', 'load_run']
 
 # %% ../nbs/07_runs.ipynb #c01c6167
 RUN_FILES = ('model.safetensors', 'model.json', 'history.csv')
@@ -82,13 +82,25 @@ def read_history(path:Path) -> pd.DataFrame:
     f = Path(path)/'history.csv'
     return pd.read_csv(f) if f.exists() and f.stat().st_size else pd.DataFrame(columns=HISTORY_COLS)
 
-# %% ../nbs/07_runs.ipynb #c77f9016
+# %% ../nbs/07_runs.ipynb #a2a8db40
 def _to_image(x) -> Image.Image:
     "An RGB PIL image from a path, bytes, a PIL image or an HxWx3 uint8 array."
     if isinstance(x, (bytes, bytearray)): x = io.BytesIO(x)
     if isinstance(x, np.ndarray): x = Image.fromarray(x)
     im = x if isinstance(x, Image.Image) else Image.open(x)
     return to_rgb(im)
+
+def to_pixels(x, # A path, bytes, a PIL image or an HxWx3 uint8 array
+              size:int, # Output side
+             ) -> torch.Tensor:
+    "uint8 (3, size, size) pixels: the centred crop and resize of every validation and test image."
+    return torch.from_numpy(np.array(center_crop(_to_image(x), size))).permute(2, 0, 1)
+
+def normalize(px:torch.Tensor, # uint8 (B, 3, H, W) from `to_pixels`
+              mean, std, # The backbone's per-channel statistics
+             ) -> torch.Tensor:
+    "Float batch scaled to [0, 1] and normalised per channel."
+    return (px.float()/255 - torch.tensor(mean).view(1, 3, 1, 1))/torch.tensor(std).view(1, 3, 1, 1)
 
 class Run:
     "A saved run: the model with its classes and preprocessing, ready to predict."
@@ -98,9 +110,7 @@ class Run:
 
     def preprocess(self, images:list) -> torch.Tensor:
         "A normalised batch: the same centred crop and resize as the validation and test images."
-        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (self.meta['mean'], self.meta['std']))
-        x = torch.stack([torch.from_numpy(np.array(center_crop(_to_image(i), self.size))).permute(2, 0, 1) for i in images])
-        return (x.float()/255 - mean)/std
+        return normalize(torch.stack([to_pixels(i, self.size) for i in images]), self.meta['mean'], self.meta['std'])
 
     def probabilities(self, images:list, bs:int=64) -> torch.Tensor:
         "Class probabilities, one row per image."

@@ -289,17 +289,17 @@ def test_report_html_in_headless_chromium(saved_report, tmp_path):
 # ---- glue with the data layer: a saved-run-like object on generated shapes -------------------------------------------
 
 def _shape_run(root:Path, splits=True):
-    "A stand-in for `runs.load_run`: an untrained tiny model with the run's metadata, on an imbalanced shapes set."
+    "A `runs.Run` as `load_run` returns it, around an untrained tiny model, on an imbalanced shapes set."
     import torch
-    from types import SimpleNamespace
     from cnn_course.datasets import make_shapes
+    from cnn_course.runs import Run
     data = make_shapes(root/'shapes', n_classes=3, size=32, n_per_class=24, imbalance=4, seed=0)
     if not splits: shutil.rmtree(data/'test')
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
     meta = {'arch': 'tiny', 'dataset': 'shapes', 'data_path': str(data), 'size': 32, 'seed': 0,
             'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225], 'classes': ['circle', 'square', 'triangle']}
-    return SimpleNamespace(model=model, meta=meta, classes=meta['classes'], history=_history()), data
+    return Run(root/'run', model, meta, _history()), data
 
 def test_evaluate_saved_run_on_test_split(tmp_path):
     run, data = _shape_run(tmp_path)

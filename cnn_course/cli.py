@@ -10,7 +10,7 @@ import argparse, importlib, sys
 __all__ = ['COMMAND_MODULES', 'USER_ERRORS', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #e9a0e3fc
-COMMAND_MODULES = ('datasets', 'checks', 'backbones', 'train', 'report', 'grade')
+COMMAND_MODULES = ('datasets', 'checks', 'backbones', 'train', 'report', 'grade', 'lessons')
 
 # Errors that describe the learner's input (a name, a path, the network), shown without a traceback.
 USER_ERRORS = (KeyError, ValueError, FileNotFoundError, FileExistsError, ConnectionError, TypeError)

@@ -166,7 +166,7 @@ def check_accuracy(m, c:Criterion) -> tuple:
     line = f'hidden test accuracy {pct(m.accuracy)} on {m.n} images (95% CI {pct(lo)} – {pct(hi)}), margin {100*(m.accuracy - t):+.1f} points to the {pct(t, 0)} threshold'
     return (True, line + '.') if m.accuracy >= t else (False, line + ': train longer, unfreeze the body, or use a larger image size.')
 
-# %% ../nbs/12_grade.ipynb #9d87c9c5
+# %% ../nbs/12_grade.ipynb #c2f1a7bf
 @dataclass
 class Result:
     "One student's grade: points, pass/fail and the reason for each criterion, plus notes."
@@ -176,6 +176,7 @@ class Result:
     reasons:dict=field(default_factory=dict)
     notes:list=field(default_factory=list)
     accuracy:float|None=None
+    n_test:int|None=None # Test images the accuracy was measured on
     seconds:float=0.
     @property
     def total(self) -> float: return sum(self.points.values())
@@ -196,7 +197,7 @@ class Result:
     def _repr_markdown_(self): return self.markdown()
     def __str__(self): return self.markdown()
 
-# %% ../nbs/12_grade.ipynb #7037080c
+# %% ../nbs/12_grade.ipynb #ff4ab236
 def _problems(folder:Path, max_mb:float) -> tuple:
     "Pickle files (never loaded) and files over the size cap in a submission."
     files = [p for p in Path(folder).rglob('*') if p.is_file()]
@@ -231,7 +232,7 @@ def grade_parts(student:str, # Name in grades.csv
         logits = run_logits(run, test, rubric.time_limit)
         if not torch.isfinite(logits).all(): raise RunError(f'the model outputs NaN or infinite values on {int((~torch.isfinite(logits)).any(1).sum())} images: check the training for a diverging loss.')
         m = metrics_from_predictions(test.labels, logits.argmax(1), test.classes)
-        res.accuracy = m.accuracy
+        res.accuracy, res.n_test = m.accuracy, m.n
     except (RunError, KeyError, TypeError, ValueError, OSError, RuntimeError, TimeoutError) as e:
         model_err = f'{type(e).__name__}: {e}' if isinstance(e, (KeyError, TypeError)) else str(e)
         if 'could not be loaded' in model_err: model_err += ' Re-save the run with save_run (`cnn-course train --out`) and pack it again with `cnn-course submit`.'

@@ -104,3 +104,15 @@ def test_cli_lr_find_prints_suggestions_and_saves_plot(shapes, tmp_path, capsys)
     assert main(['lr-find', '--dataset', 'shapes', '--data', str(shapes), '--size', '64', '--plot', str(tmp_path/'lr.png')]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out['valley'] > 0 and (tmp_path/'lr.png').stat().st_size > 1000
+
+def test_balanced_also_balances_the_cached_feature_loader(tmp_path):
+    "With `balanced=True` the head, trained on cached features, draws every class about equally often."
+    data = make_shapes(tmp_path/'imb', n_classes=3, size=32, n_per_class=60, imbalance=10, seed=0)
+    shares = {}
+    for bal in (False, True):
+        torch.manual_seed(0); np.random.seed(0)
+        dl = prepare('shapes', 'tf_efficientnet_lite0', data=data, balanced=bal, size=32, bs=16).fdls.train
+        ys = torch.cat([y for _ in range(30) for _, y in dl])
+        shares[bal] = np.bincount(ys.numpy(), minlength=3)/len(ys)
+    assert shares[False].min() < 0.12  # the rarest class, as it is on disk
+    assert np.abs(shares[True] - 1/3).max() < 0.05, shares[True]

@@ -1,0 +1,84 @@
+"The course notebooks: the learner version has no solutions and no outputs; every exercise is wired to its check."
+import ast, json, re
+from pathlib import Path
+import pytest
+from cnn_course.cli import main
+from cnn_course.lessons import BEGIN, END, EXERCISES, check, learner_notebook, learner_version
+
+LESSONS = Path(__file__).parents[1]/'lessons'
+NBS = sorted(LESSONS.glob('[0-9]*.ipynb'))
+CHECK_RE = re.compile(r"check\('(\d+\.\d+)',\s*(\w+)")
+
+def _code(nb): return [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code']
+
+def _solutions(nb) -> list[str]:
+    "Every line inside a solution block of `nb`."
+    lines, inside = [], False
+    for src in _code(nb):
+        for line in src.splitlines():
+            s = line.strip()
+            if s in (BEGIN, END): inside = s == BEGIN; continue
+            if inside and s: lines.append(s)
+    return lines
+
+def _executed(nb):
+    "`nb` as if run: every code cell with an output, an execution count, and widget state in the metadata."
+    for i, c in enumerate(x for x in nb['cells'] if x['cell_type'] == 'code'):
+        c['outputs'] = [{'output_type': 'execute_result', 'data': {'text/plain': ['42']}, 'metadata': {}, 'execution_count': i+1}]
+        c['execution_count'] = i+1
+    nb['metadata']['widgets'] = {'application/vnd.jupyter.widget-state+json': {'state': {}}}
+    return nb
+
+def test_there_are_seven_lessons_each_with_exercises():
+    assert [p.name[:2] for p in NBS] == ['01', '02', '03', '04', '05', '06', '07']
+    for p in NBS:
+        ids = CHECK_RE.findall('\n'.join(_code(json.loads(p.read_text()))))
+        assert len(ids) >= 2, f'{p.name} has {len(ids)} self-checked exercises'
+        assert all(i.startswith(p.name[1] + '.') for i, _ in ids), (p.name, ids)
+
+def test_every_registered_exercise_is_used_in_its_lesson():
+    used = {i for p in NBS for i, _ in CHECK_RE.findall('\n'.join(_code(json.loads(p.read_text()))))}
+    assert used == set(EXERCISES)
+
+@pytest.mark.parametrize('path', NBS, ids=lambda p: p.name)
+def test_learner_version_has_no_solution_code_and_no_outputs(path):
+    nb = _executed(json.loads(path.read_text()))
+    sols = _solutions(nb)
+    assert sols, f'{path.name} holds no solutions'
+    learner = learner_notebook(nb, path.name)
+    code = _code(learner)
+    learner_lines = {l.strip() for src in code for l in src.splitlines()}
+    assert not learner_lines & {BEGIN, END}
+    assert not learner_lines & set(sols), learner_lines & set(sols)
+    for c in learner['cells']:
+        if c['cell_type'] == 'code': assert c['outputs'] == [] and c['execution_count'] is None
+    assert 'widgets' not in learner['metadata']
+    for src in code: ast.parse(src)  # still valid Python
+    # the instructor's prose and the rest of the code are kept
+    assert [c['cell_type'] for c in learner['cells']] == [c['cell_type'] for c in nb['cells']]
+
+@pytest.mark.parametrize('path', NBS, ids=lambda p: p.name)
+def test_learner_exercises_are_placeholders_the_check_reports_as_unanswered(path):
+    for src in _code(learner_notebook(json.loads(path.read_text()), path.name)):
+        for ex, name in CHECK_RE.findall(src):
+            assert re.search(rf'^{name} = \.\.\.  # YOUR CODE HERE$', src, re.M), src
+            assert check(ex, ...).ok is None
+
+def test_learner_command_writes_every_lesson_and_keeps_a_learners_work(tmp_path, capsys):
+    assert main(['lessons', 'learner', '--src', str(LESSONS), '--out', str(tmp_path/'learner')]) == 0
+    out = sorted(p.name for p in (tmp_path/'learner').glob('*.ipynb'))
+    assert out == sorted(p.name for p in LESSONS.glob('*.ipynb'))
+    assert 'solutions removed' in capsys.readouterr().out
+    mine = tmp_path/'learner'/NBS[0].name
+    mine.write_text('{"my": "work"}')
+    assert main(['lessons', 'learner', '--src', str(LESSONS), '--out', str(tmp_path/'learner')]) != 0
+    assert 'may hold a learner' in capsys.readouterr().err
+    assert mine.read_text() == '{"my": "work"}'
+
+def test_unbalanced_markers_are_refused_before_anything_is_written(tmp_path):
+    nb = dict(cells=[dict(cell_type='code', source=f'{BEGIN}\nx = 1\n', metadata={}, outputs=[], execution_count=None)],
+              metadata={}, nbformat=4, nbformat_minor=5)
+    (tmp_path/'src').mkdir(); (tmp_path/'src'/'01_a.ipynb').write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match='01_a.ipynb cell 1: ### BEGIN SOLUTION is never closed'):
+        learner_version(tmp_path/'src', tmp_path/'out')
+    assert not (tmp_path/'out').exists()

@@ -26,7 +26,7 @@ def bench(nb:Path, data:Path, limit:float) -> dict:
     r = subprocess.run([str(Path(sys.executable).parent/'nbdev-test'), str(nb)], env=env, capture_output=True, text=True)
     secs = round(time.perf_counter() - wall0, 1)
     res = dict(lesson=nb.stem, seconds=secs, ok=r.returncode == 0, within_limit=secs <= limit, accuracies=run_metrics(nb.parent/'runs', t0))
-    if r.returncode: res['error'] = '\n'.join((r.stderr or r.stdout).strip().splitlines()[-6:])
+    if r.returncode: res['error'] = '\n'.join([l for l in (r.stderr + r.stdout).splitlines() if 'Error' in l or 'Executing Cell' in l][-4:])
     return res
 
 def main():

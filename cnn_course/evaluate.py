@@ -14,7 +14,7 @@ __all__ = ['Z95', 'EVAL_BS', 'NO_TEST', 'wilson_interval', 'confusion_matrix', '
            'synthetic_predictions', 'Evaluation', 'evaluation_from_probs', 'evaluate', 'default_dl', 'Diagnosis',
            'diagnose']
 
-# %% ../nbs/09_evaluate.ipynb #80535b86
+# %% ../nbs/09_evaluate.ipynb #ef78cf12
 Z95 = 1.959963984540054 # Two-sided 95% quantile of the normal distribution
 
 def wilson_interval(k:int, # Number of correct predictions
@@ -26,7 +26,7 @@ def wilson_interval(k:int, # Number of correct predictions
     p, z2 = k/n, z*z
     centre = (p + z2/(2*n)) / (1 + z2/n)
     half = z*math.sqrt(p*(1-p)/n + z2/(4*n*n)) / (1 + z2/n)
-    return (max(0., centre-half), min(1., centre+half))
+    return (max(0., min(p, centre-half)), min(1., max(p, centre+half)))  # contains p, also after rounding
 
 # %% ../nbs/09_evaluate.ipynb #52b4620b
 def confusion_matrix(y_true, # True class indices
@@ -217,7 +217,7 @@ def evaluation_from_probs(probs, # Class probabilities, shape (n_images, n_class
                        'probability': probs[idx, y_pred], 'loss': np.asarray(losses, dtype=float)})
     return Evaluation(metrics_from_predictions(y_true, y_pred, classes, split), df, probs, interp)
 
-# %% ../nbs/09_evaluate.ipynb #c49d8e86
+# %% ../nbs/09_evaluate.ipynb #c24641bb
 EVAL_BS = 16  # batch 16 is the fastest on 2 cores for lite0 at 224 px (see `cnn_course.train.FEATURE_BS`)
 
 def _learner_for(obj, dl):
@@ -247,7 +247,7 @@ def evaluate(learn_or_run, # A fastai `Learner`, or a saved run (`cnn_course.run
     if dl is None: dl = default_dl(learn_or_run, split, data)
     _check_vocab(learn_or_run, dl)
     learn = _learner_for(learn_or_run, dl)
-    probs, targs, losses = learn.get_preds(dl=dl.new(bs=min(dl.bs, EVAL_BS)), with_loss=True)
+    with learn.no_bar(): probs, targs, losses = learn.get_preds(dl=dl.new(bs=min(dl.bs, EVAL_BS)), with_loss=True)
     interp = ClassificationInterpretation(learn, dl, losses)
     items = getattr(dl, 'items', None)
     paths = list(items) if items is not None and len(items) == len(targs) else None

@@ -135,13 +135,15 @@ class NTSNet(nn.Module):
         "[body, navigator and classifiers]: a fastai `splitter`."
         return [list(self.body.parameters()), [p for n, p in self.named_parameters() if not n.startswith('body.')]]
 
-# %% ../nbs/06_ntsnet.ipynb #bb8a733b
+# %% ../nbs/06_ntsnet.ipynb #d0ef3ed6
 class NTSLoss(nn.Module):
     "NTS-Net's loss on a training tuple; plain cross-entropy on eval-mode logits. fastai-ready (activation, decodes)."
-    def __init__(self, margin:float=1.0): super().__init__(); self.margin = margin
+    def __init__(self, margin:float=1.0):
+        super().__init__(); self.margin = margin
+        self.reduction = 'mean'  # fastai's `get_preds(with_loss=True)` sets it to 'none' for per-image losses
 
     def forward(self, out, y:Tensor) -> Tensor:
-        if isinstance(out, Tensor): return F.cross_entropy(out, y)
+        if isinstance(out, Tensor): return F.cross_entropy(out, y, reduction=self.reduction)
         raw, concat, parts, scores = out
         B, M, _ = parts.shape
         part_ce = F.cross_entropy(parts.flatten(0, 1), y.repeat_interleave(M), reduction='none').view(B, M)

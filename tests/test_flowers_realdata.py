@@ -43,3 +43,19 @@ def test_predict_a_photo_from_the_command_line(run, capsys):
     assert main(['predict', '--model', str(run), str(photo), '-k', '5']) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(str(photo)) and line.count('%') == 5
+
+def test_upload_widget_given_a_real_photos_bytes_shows_top_k(run):
+    "The lesson-1 widget, driven in code as a browser upload would (ipywidgets 8: a tuple of dicts, content a memoryview)."
+    import datetime, re
+    from cnn_course.lessons import sample_photo
+    from cnn_course.runs import load_run
+    from cnn_course.widgets import UploadPredictor
+    data = sample_photo('flower').read_bytes()  # a JPEG from outside the dataset
+    w = UploadPredictor(load_run(run), k=3)
+    w.upload.value = ({'name': 'my_flower.jpg', 'type': 'image/jpeg', 'size': len(data), 'content': memoryview(data),
+                       'last_modified': datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)},)
+    shown = re.findall(r'<li>(.*?) <b>([\d.]+)%</b></li>', w.output.value)
+    (top,) = load_run(run).predict([data], k=3)
+    assert [c for c, _ in shown] == [c for c, _ in top] and len(shown) == 3
+    assert [float(p) for _, p in shown] == pytest.approx([100*p for _, p in top], abs=0.051)
+    assert 'my_flower.jpg' in w.output.value and '<img' in w.output.value

@@ -179,6 +179,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'cnn_course.evaluate._table_markdown': ('evaluate.html#_table_markdown', 'cnn_course/evaluate.py'),
                                      'cnn_course.evaluate.accuracy_lines': ('evaluate.html#accuracy_lines', 'cnn_course/evaluate.py'),
                                      'cnn_course.evaluate.averages': ('evaluate.html#averages', 'cnn_course/evaluate.py'),
+                                     'cnn_course.evaluate.confused_group': ('evaluate.html#confused_group', 'cnn_course/evaluate.py'),
                                      'cnn_course.evaluate.confusion_matrix': ('evaluate.html#confusion_matrix', 'cnn_course/evaluate.py'),
                                      'cnn_course.evaluate.default_dl': ('evaluate.html#default_dl', 'cnn_course/evaluate.py'),
                                      'cnn_course.evaluate.diagnose': ('evaluate.html#diagnose', 'cnn_course/evaluate.py'),

@@ -10,9 +10,9 @@ import numpy as np, pandas as pd
 
 # %% auto #0
 __all__ = ['Z95', 'EVAL_BS', 'NO_TEST', 'wilson_interval', 'confusion_matrix', 'Metrics', 'metrics_from_predictions', 'averages',
-           'per_class_table', 'accuracy_lines', 'most_confused', 'pct', 'summary', 'verdict', 'metrics_dict',
-           'synthetic_predictions', 'Evaluation', 'evaluation_from_probs', 'evaluate', 'default_dl', 'Diagnosis',
-           'diagnose']
+           'per_class_table', 'accuracy_lines', 'most_confused', 'confused_group', 'pct', 'summary', 'verdict',
+           'metrics_dict', 'synthetic_predictions', 'Evaluation', 'evaluation_from_probs', 'evaluate', 'default_dl',
+           'Diagnosis', 'diagnose']
 
 # %% ../nbs/09_evaluate.ipynb #ef78cf12
 Z95 = 1.959963984540054 # Two-sided 95% quantile of the normal distribution
@@ -115,13 +115,23 @@ def accuracy_lines(m:Metrics) -> str:
     lines = [f'Accuracy of {c} : {pct(a)}' for c, a in zip(m.classes, m.class_accuracy)]
     return '\n'.join(lines + [f'total Accuracy: {pct(m.accuracy)}'])
 
-# %% ../nbs/09_evaluate.ipynb #c40b0468
+# %% ../nbs/09_evaluate.ipynb #24a44b9e
 def most_confused(m:Metrics, min_val:int=1) -> list[tuple[str, str, int]]:
     "Off-diagonal `(actual, predicted, count)` with count >= `min_val`, largest first."
     cm = m.cm.copy()
     np.fill_diagonal(cm, 0)
     pairs = [(m.classes[i], m.classes[j], int(cm[i, j])) for i, j in zip(*np.nonzero(cm >= max(min_val, 1)))]
     return sorted(pairs, key=lambda p: -p[2])
+
+def confused_group(m:Metrics, k:int=4) -> list[str]:
+    "`k` classes mixed up among themselves: the most confused pair (either way), then each class most confused with those chosen."
+    cm = (m.cm + m.cm.T).astype(float)
+    np.fill_diagonal(cm, -1)  # a class is never chosen twice, even when nothing is confused
+    group = [int(i) for i in np.unravel_index(cm.argmax(), cm.shape)]
+    while len(group) < min(k, len(m.classes)):
+        with_group = cm[group].sum(0); with_group[group] = -np.inf
+        group.append(int(with_group.argmax()))
+    return [m.classes[i] for i in group[:k]]
 
 def pct(x:float, d:int=1) -> str:
     "`x` as a percentage with `d` decimals."

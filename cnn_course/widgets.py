@@ -175,7 +175,7 @@ class AugmentExplorer(_Shell):
         args = ', '.join(f'{k}={v!r}' for k, v in p.items())
         self.output.value = f'<code>aug_transforms({_esc(args)})</code>' + images_html(ims, size=self.size)
 
-# %% ../nbs/13_widgets.ipynb #a0c6c3c9
+# %% ../nbs/13_widgets.ipynb #01b365a3
 FLAT = 0.25  # a fall below this share of the fastest one counts as "barely falling"
 
 def _smooth(y:np.ndarray, w:int) -> np.ndarray:
@@ -193,14 +193,20 @@ def lr_advice(sugg, # `LRSuggestions` from `cnn_course.train.find_lr`
     x = np.log10(np.asarray(sugg.lrs, dtype=float))
     y = _smooth(np.asarray(sugg.losses, dtype=float), max(1, len(x)//10))
     i_min = int(np.argmin(y)); falls = _fall(x, y, x[:i_min + 1])
-    i_steep, lo = int(np.argmax(falls)), np.log10(lr)
-    lmin, steep, pick = 10**x[i_min], 10**x[i_steep], sugg.suggestions.get('valley', 10**x[i_steep])
-    share = float(_fall(x, y, lo))/max(falls[i_steep], 1e-12)
-    if lo > x[i_min]:
+    i_steep = int(np.argmax(falls)); top = max(falls[i_steep], 1e-12)
+    def zone(at):
+        share = float(_fall(x, y, at))/top
+        if at > x[i_min]: return 'too high', share
+        if share < FLAT: return ('too low' if at < x[i_steep] else 'high'), share
+        return 'good', share
+    lmin, steep, valley = 10**x[i_min], 10**x[i_steep], sugg.suggestions.get('valley')
+    pick = valley if valley and zone(np.log10(valley))[0] == 'good' else steep  # never advise a rate this rule calls bad
+    kind, share = zone(np.log10(lr))
+    if kind == 'too high':
         return f'too high: the loss is already rising at {lr:.1e} (its lowest point is at {lmin:.1e}); training would diverge — pick about {pick:.1e}.'
-    if share < FLAT and lo < x[i_steep]:
+    if kind == 'too low':
         return f'too low: the loss barely moves at {lr:.1e} ({max(share, 0):.0%} of its fastest fall, at {steep:.1e}); training would be slow — try about {pick:.1e}.'
-    if share < FLAT:
+    if kind == 'high':
         return f'high: the loss has nearly stopped falling at {lr:.1e}, close to its lowest point at {lmin:.1e}; training may be unstable — about {pick:.1e} is safer.'
     return f'good: the loss falls fast near {lr:.1e} (fastest at {steep:.1e}, lowest at {lmin:.1e}).'
 

@@ -270,3 +270,10 @@ def test_dataset_browser_by_name_and_errors(shapes, monkeypatch, tmp_path):
     with pytest.raises(KeyError, match="Unknown dataset 'shape'.*Available:"): W.DatasetBrowser('shape')
     (tmp_path/'flat'/'cat').mkdir(parents=True)
     with pytest.raises(ValueError, match='Available: none'): W.DatasetBrowser(tmp_path/'flat')
+
+def test_lr_advice_never_recommends_a_rate_it_calls_bad():
+    "On a clean curve fastai's valley can sit in the flat part; the advice then points at the steepest fall instead."
+    for s in (_curve(noise=0.), _curve(), _curve(noise=.03, seed=3, spike=True)):
+        for lr in (1e-7, 1e-5, 1e-3, 1e-1, 1.):
+            m = re.search(r'(?:about|try about) ([\d.]+e[+-]\d+)', W.lr_advice(s, lr))
+            if m: assert _verdict(s, float(m.group(1))) == 'good', (lr, W.lr_advice(s, lr))

@@ -21,7 +21,7 @@ __all__ = ['NOT_IMAGE', 'AUG_KEYS', 'FLAT', 'image_src', 'images_html', 'uploade
            'UploadPredictor', 'augment_examples', 'AugmentExplorer', 'lr_advice', 'lr_figure', 'LRExplorer', 'browse',
            'thumbs_html', 'counts_html', 'DatasetBrowser']
 
-# %% ../nbs/13_widgets.ipynb #c209a41c
+# %% ../nbs/13_widgets.ipynb #6379676e
 NOT_IMAGE = 'not an image PIL can read: upload a JPEG or PNG'
 
 def _esc(x) -> str: return html.escape(str(x)).replace('\n', '<br>')
@@ -32,7 +32,9 @@ def image_src(im:Image.Image, # Any PIL image
     "The image as a `data:image/png;base64,...` URL."
     if size: im = im.copy(); im.thumbnail((size, size))
     buf = io.BytesIO(); im.save(buf, format='PNG')
-    return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
+    return _png_src(buf.getvalue())
+
+def _png_src(data:bytes) -> str: return 'data:image/png;base64,' + base64.b64encode(data).decode()
 
 def images_html(images:list, # PIL images; None for one that could not be read
                 captions:list|None=None, # One text per image (escaped here)
@@ -210,7 +212,7 @@ def lr_advice(sugg, # `LRSuggestions` from `cnn_course.train.find_lr`
         return f'high: the loss has nearly stopped falling at {lr:.1e}, close to its lowest point at {lmin:.1e}; training may be unstable — about {pick:.1e} is safer.'
     return f'good: the loss falls fast near {lr:.1e} (fastest at {steep:.1e}, lowest at {lmin:.1e}).'
 
-# %% ../nbs/13_widgets.ipynb #b6bb91c9
+# %% ../nbs/13_widgets.ipynb #5fd8ad1d
 def lr_figure(sugg, # `LRSuggestions`
               lr:float, # Your learning rate: a black line
              ) -> Figure:
@@ -245,7 +247,7 @@ class LRExplorer(_Shell):
     def update(self, change=None):
         "Re-draw the advice and the figure for the slider's rate."
         self.advice.value = f'<b>{_esc(lr_advice(self.sugg, self.lr.value))}</b>'
-        self.output.value = f'<img src="data:image/png;base64,{base64.b64encode(png(lr_figure(self.sugg, self.lr.value))).decode()}">'
+        self.output.value = f'<img src="{_png_src(png(lr_figure(self.sugg, self.lr.value)))}">'
 
 # %% ../nbs/13_widgets.ipynb #4131a3ff
 def browse(folder:Path, # A dataset folder: folder/split/class/images

@@ -4,13 +4,13 @@
 
 # %% ../nbs/00_core.ipynb #7b725076
 from __future__ import annotations
-import ctypes, hashlib, os, shutil, sys, tarfile, urllib.error, urllib.request, zipfile
+import ctypes, hashlib, os, shutil, stat, sys, tarfile, tempfile, urllib.error, urllib.request, zipfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['HOME_ENV', 'DATA_ENV', 'OFFLINE_ENV', 'course_home', 'cache_dir', 'data_root', 'is_offline', 'OfflineError',
-           'ChecksumError', 'NotAvailableError', 'not_found_message', 'file_sha256', 'verify_file', 'download',
-           'extract', 'tune_malloc']
+__all__ = ['HOME_ENV', 'DATA_ENV', 'OFFLINE_ENV', 'course_home', 'cache_dir', 'data_root', 'is_offline', 'CourseError',
+           'UsageError', 'HomeError', 'OfflineError', 'ChecksumError', 'NotAvailableError', 'not_found_message',
+           'file_sha256', 'verify_file', 'download', 'extract', 'write_atomic', 'read_small', 'tune_malloc']
 
 # %% ../nbs/00_core.ipynb #0c059a1c
 HOME_ENV, DATA_ENV, OFFLINE_ENV = 'CNN_COURSE_HOME', 'CNN_COURSE_DATA', 'CNN_COURSE_OFFLINE'
@@ -21,10 +21,15 @@ def course_home() -> Path:
 
 def cache_dir(kind:str, # Sub-folder of the home: 'datasets', 'weights', 'downloads', ...
              ) -> Path:
-    "A sub-folder of `course_home()`, created on first use."
-    p = course_home()/kind
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    "A sub-folder of `course_home()`, created on first use; an unusable home is named with its fix."
+    home = course_home()
+    try:
+        (home/kind).mkdir(parents=True, exist_ok=True)
+        if not os.access(home/kind, os.W_OK | os.X_OK): raise PermissionError('not writable')
+    except OSError as e:
+        raise HomeError(f'The course home {home} (${HOME_ENV}) cannot hold {kind!r}: '
+                        f'{e.strerror or e}. Fix: set ${HOME_ENV} to a writable folder.') from e
+    return home/kind
 
 def data_root() -> Path|None:
     "The folder of local real datasets (`$CNN_COURSE_DATA`), or `None` when unset."
@@ -37,13 +42,24 @@ def is_offline() -> bool:
     return any(f.strip().lower() in ('1', 'true', 'yes', 'on') for f in flags)
 
 # %% ../nbs/00_core.ipynb #b209c3d5
-class OfflineError(ConnectionError):
+class CourseError(Exception):
+    "Base of every error about the user's input, data or machine: the CLI prints it as one line (`--debug`: traceback)."
+    exit_code = 1
+
+class UsageError(CourseError, ValueError):
+    "A bad argument (a value out of range, a wrong combination): fix the command, not the data."
+    exit_code = 2
+
+class HomeError(CourseError, OSError):
+    "`$CNN_COURSE_HOME` is not a usable folder."
+
+class OfflineError(CourseError, ConnectionError):
     "A download was needed but the machine is offline (or the server is unreachable)."
 
-class ChecksumError(ValueError):
+class ChecksumError(CourseError, ValueError):
     "A file's size or SHA-256 differs from the one the course expects."
 
-class NotAvailableError(FileNotFoundError):
+class NotAvailableError(CourseError, FileNotFoundError):
     "A dataset or weights file was found in none of the places the course looks."
 
 def not_found_message(what:str, # What was asked for, e.g. "Dataset 'flowers'"
@@ -129,6 +145,40 @@ def extract(archive:Path, # A .zip, .tar, .tar.gz or .tgz file
         with tarfile.open(archive) as t: t.extractall(tmp, filter='data')
     os.replace(tmp, dest)
     return dest
+
+# %% ../nbs/00_core.ipynb #8456ba22
+def write_atomic(path:Path, # The file to (re)place
+                 data, # bytes, str (written as UTF-8), or a function that writes to the path it is given
+                ) -> Path:
+    "Write `path` whole or not at all: through a temporary file in its folder, flushed, then renamed."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name[:60]}.', suffix='.tmp', dir=path.parent)
+    os.close(fd)
+    try:
+        if callable(data): data(Path(tmp))
+        else: Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data)
+        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+# %% ../nbs/00_core.ipynb #009c3959
+def read_small(path:Path, # A file expected to be small (JSON, a notebook)
+               max_bytes:int, # Larger files are refused unread
+               what:str='file', # What the file is, for the message
+              ) -> bytes:
+    "The bytes of a regular file of at most `max_bytes`; FIFOs, devices and folders are refused without blocking."
+    try: fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e: raise NotAvailableError(f'{what} {path} cannot be opened: {e.strerror}.') from None
+    with os.fdopen(fd, 'rb') as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode): raise CourseError(f'{what} {path} is not a regular file (a FIFO, device or folder).')
+        if st.st_size > max_bytes:
+            raise CourseError(f'{what} {path} has {st.st_size:,} bytes, more than the {max_bytes:,} allowed.')
+        return f.read(max_bytes + 1)[:max_bytes]
 
 # %% ../nbs/00_core.ipynb #dc60bc1f
 _MALLOC_TUNED = False

@@ -13,50 +13,26 @@ from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, PILImage, R
 from fastai.callback.data import WeightedDL  # patches DataBlock.weighted_dataloaders
 from .datasets import SPLITS, class_dirs, dataset_path, get_dataset, has_splits, image_files, split_files
 from .checks import check_dataset
+from .images import center_crop, open_image, to_rgb
 
 # %% auto #0
-__all__ = ['AUGS', 'DEFAULT_WORKERS', 'to_rgb', 'RGBImage', 'valid_tfms', 'center_crop', 'batch_tfms', 'MapLabel', 'label_func',
-           'split_items', 'get_block', 'get_dls', 'get_test_dl', 'class_counts', 'imbalance_table', 'imbalance_ratio',
+__all__ = ['AUGS', 'DEFAULT_WORKERS', 'RGBImage', 'valid_tfms', 'batch_tfms', 'MapLabel', 'label_func', 'split_items',
+           'get_block', 'get_dls', 'get_test_dl', 'class_counts', 'imbalance_table', 'imbalance_ratio',
            'plot_class_counts']
 
 # %% ../nbs/03_data.ipynb #0824f985
-def to_rgb(im:Image.Image) -> Image.Image:
-    "`im` as 8-bit RGB: 16/32-bit scaled (not clipped), transparency put on white, CMYK/palette/gray converted."
-    if im.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F'):
-        a = np.asarray(im, dtype=np.float32)
-        a = a/257 if im.mode.startswith('I;16') else a*(255/max(float(a.max()), 255.))
-        im = Image.fromarray(a.round().clip(0, 255).astype(np.uint8), "L")
-    if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
-        im = im.convert('RGBA')
-        return Image.alpha_composite(Image.new('RGBA', im.size, (255, 255, 255, 255)), im).convert('RGB')
-    return im if im.mode == 'RGB' else im.convert('RGB')
-
 class RGBImage(PILImage):
-    "A `PILImage` that always loads as 8-bit RGB through `to_rgb`."
+    "A `PILImage` opened by the course's one image opener (`cnn_course.images.open_image`): 8-bit RGB, upright."
     @classmethod
     def create(cls, fn, **kwargs):
         if not isinstance(fn, (str, Path)): return super().create(fn, **kwargs)
-        im = Image.open(fn)
-        try:
-            im.load()
-            rgb = to_rgb(im)
-            if rgb is im: rgb = im._new(im.im)  # detach from the file, as fastai does
-        finally: im.close()
-        return cls(rgb)
+        return cls(open_image(fn))
 
 # %% ../nbs/03_data.ipynb #71125897
 def valid_tfms(size:int # Side of the square images the model sees
               ) -> list:
     "Item transforms of every split: random square crop on train; centred square crop + bilinear resize elsewhere."
     return [Resize(size, method=ResizeMethod.Crop)]
-
-def center_crop(im:Image.Image, # An RGB image
-                size:int, # Output side
-               ) -> Image.Image:
-    "The valid/test preprocessing of `valid_tfms` with PIL alone: largest centred square, resized bilinear."
-    w, h = im.size; s = min(w, h)
-    l, t = int(0.5*(w - s)), int(0.5*(h - s))
-    return im.crop((l, t, l + s, t + s)).resize((size, size), Image.BILINEAR)
 
 # %% ../nbs/03_data.ipynb #4e883910
 AUGS = {

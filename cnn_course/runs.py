@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_runs.ipynb #7af96900
 from __future__ import annotations
-import io, json, os, platform, time
+import io, json, math, os, platform, time
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -12,19 +12,20 @@ from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from . import __version__
-from .core import tune_malloc
-from .backbones import HeadCfg, create_model
-from .data import center_crop, to_rgb
+from .core import CourseError, read_small, tune_malloc, write_atomic
+from .backbones import BACKBONES, HeadCfg, create_model, get_backbone
+from .images import center_crop, open_image
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'HISTORY_COLS', 'PICKLE_EXTS', 'RunError', 'versions', 'save_run', 'read_meta', 'build_model',
-           'read_history', 'to_pixels', 'normalize', 'Run', 'load_run']
+__all__ = ['RUN_FILES', 'HISTORY_COLS', 'FORMAT_VERSION', 'MAX_SIZE', 'MAX_CLASSES', 'META_MAX_BYTES', 'PICKLE_EXTS', 'RunError',
+           'versions', 'validate_meta', 'save_run', 'read_meta', 'build_model', 'read_history', 'to_pixels',
+           'normalize', 'Run', 'load_run']
 
 # %% ../nbs/07_runs.ipynb #c01c6167
 RUN_FILES = ('model.safetensors', 'model.json', 'history.csv')
 HISTORY_COLS = ['epoch', 'phase', 'train_loss', 'valid_loss', 'accuracy']
 
-class RunError(ValueError):
+class RunError(CourseError, ValueError):
     "A run folder is missing, incomplete or corrupt."
 
 def versions() -> dict:
@@ -33,11 +34,54 @@ def versions() -> dict:
     return dict(cnn_course=__version__, torch=torch.__version__, torchvision=torchvision.__version__,
                 fastai=fastai.__version__, timm=timm.__version__, python=platform.python_version())
 
-def _write_atomic(path:Path, write):
-    "Write through `path.tmp` and rename, so a crash never leaves a half file under the real name."
-    tmp = path.with_name(path.name + '.tmp')
-    write(tmp)
-    os.replace(tmp, path)
+# %% ../nbs/07_runs.ipynb #17e5663e
+FORMAT_VERSION = 2  # 1: runs written before the format was versioned (no 'format' key); 2: validated schema
+MAX_SIZE = 1024 # Largest image side a run may ask for: every image is decoded at this side (memory grows with its square)
+MAX_CLASSES = 10_000
+META_MAX_BYTES = 1 << 20 # model.json is a few kilobytes; a larger one is refused unread
+
+def _fail(where, key, want, got): raise RunError(f'{where}: field {key!r} must be {want}, got {str(got)[:80]!r}.')
+
+def _finite(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+def _check_classes(where, cs):
+    if not isinstance(cs, list) or not all(isinstance(c, str) and c.strip() for c in cs):
+        _fail(where, 'classes', 'a list of class names (non-empty strings)', cs)
+    if not 2 <= len(cs) <= MAX_CLASSES: _fail(where, 'classes', f'between 2 and {MAX_CLASSES} names', f'{len(cs)} names')
+    if len(set(cs)) != len(cs): _fail(where, 'classes', 'names without repeats', sorted(c for c in cs if cs.count(c) > 1))
+
+def _check_stats(where, key, v):
+    if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(map(_finite, v))): _fail(where, key, '3 finite numbers', v)
+    if key == 'std' and min(v) <= 0: _fail(where, key, 'positive numbers', v)
+
+def validate_meta(meta, # The parsed `model.json` (or the dict about to be saved)
+                  where:str='model.json', # Named in the messages
+                 ) -> dict:
+    "`meta` after checking every field `load_run` relies on; `RunError` naming the field otherwise."
+    if not isinstance(meta, dict): raise RunError(f'{where} must hold a JSON object, not {type(meta).__name__}.')
+    fmt = meta.get('format', 1)
+    if not isinstance(fmt, int) or isinstance(fmt, bool): _fail(where, 'format', 'an integer', fmt)
+    if fmt > FORMAT_VERSION:
+        raise RunError(f'{where} is format {fmt}, newer than this cnn_course reads ({FORMAT_VERSION}): upgrade cnn_course.')
+    missing = [k for k in ('arch', 'classes', 'size', 'mean', 'std', 'head', 'pretrained') if k not in meta]
+    if missing: raise RunError(f"{where} lacks the field(s) {', '.join(missing)}: it was not written by `save_run`.")
+    if not isinstance(meta['arch'], str) or meta['arch'] not in BACKBONES:
+        _fail(where, 'arch', f"a registered backbone ({', '.join(BACKBONES)})", meta['arch'])
+    _check_classes(where, meta['classes'])
+    lo, size = get_backbone(meta['arch']).min_size, meta['size']
+    if not isinstance(size, int) or isinstance(size, bool) or not lo <= size <= MAX_SIZE:
+        _fail(where, 'size', f'an integer from {lo} to {MAX_SIZE}', size)
+    for k in ('mean', 'std'): _check_stats(where, k, meta[k])
+    if not isinstance(meta['head'], dict) or set(meta['head']) - set(HeadCfg.__dataclass_fields__):
+        _fail(where, 'head', f"an object with fields among {', '.join(HeadCfg.__dataclass_fields__)}", meta['head'])
+    try: HeadCfg(**meta['head'])
+    except (TypeError, ValueError) as e: raise RunError(f"{where}: field 'head' is invalid: {e}") from None
+    if not isinstance(meta['pretrained'], bool): _fail(where, 'pretrained', 'true or false', meta['pretrained'])
+    for k in ('weights_source', 'dataset', 'data_path', 'created'):
+        if meta.get(k) is not None and not isinstance(meta[k], str): _fail(where, k, 'a string', meta[k])
+    for k in ('metrics', 'recipe', 'epochs', 'seconds', 'versions'):
+        if meta.get(k) is not None and not isinstance(meta[k], dict): _fail(where, k, 'an object', meta[k])
+    return meta
 
 # %% ../nbs/07_runs.ipynb #7394ce51
 def save_run(out:Path, # Folder of the run (created)
@@ -50,28 +94,30 @@ def save_run(out:Path, # Folder of the run (created)
     out = Path(out)
     if (out/'model.json').exists() and not overwrite:
         raise FileExistsError(f'{out} already holds a saved run. Choose another folder, or pass overwrite=True (--overwrite).')
-    missing = [k for k in ('arch', 'classes', 'size', 'mean', 'std', 'head', 'pretrained') if k not in meta]
-    if missing: raise ValueError(f"meta lacks {', '.join(missing)}")
+    meta = validate_meta({**meta, 'format': FORMAT_VERSION, 'versions': versions(),
+                          'created': meta.get('created') or time.strftime('%Y-%m-%dT%H:%M:%S')}, 'meta')
     out.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, 'created': meta.get('created') or time.strftime('%Y-%m-%dT%H:%M:%S'), 'versions': versions()}
-    _write_atomic(out/'model.safetensors', lambda p: save_model(model, str(p)))
+    write_atomic(out/'model.safetensors', lambda p: save_model(model, str(p)))
     hist = history if history is not None else pd.DataFrame(columns=HISTORY_COLS)
-    _write_atomic(out/'history.csv', lambda p: hist.to_csv(p, index=False))
-    _write_atomic(out/'model.json', lambda p: p.write_text(json.dumps(meta, indent=2, default=str)))
+    write_atomic(out/'history.csv', lambda p: hist.to_csv(p, index=False))
+    write_atomic(out/'model.json', json.dumps(meta, indent=2, default=str))
     return out
 
 # %% ../nbs/07_runs.ipynb #007094ce
 PICKLE_EXTS = ('.pkl', '.pickle', '.pt', '.pth', '.bin', '.ckpt')
 
 def read_meta(path:Path) -> dict:
-    "The `model.json` of the run at `path`, with a clear error when it is missing or not valid JSON."
+    "The validated `model.json` of the run at `path` (`validate_meta`); a clear error when it is missing or wrong."
     f = Path(path)/'model.json'
     if not f.exists():
         pickles = [p.name for p in Path(path).glob('*') if p.suffix in PICKLE_EXTS] if Path(path).is_dir() else []
         hint = f' It holds {", ".join(pickles)}: pickle files are never loaded; save the run with `save_run`.' if pickles else ''
         raise RunError(f'{path} is not a saved run: model.json is missing.{hint}')
-    try: return json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise RunError(f'{f} is not valid JSON ({e}).') from e
+    try: meta = json.loads(read_small(f, META_MAX_BYTES, 'model.json'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise RunError(f'{f} is not valid JSON ({e}).') from None
+    except RecursionError: raise RunError(f'{f} is nested too deeply to be a model.json.') from None
+    except CourseError as e: raise RunError(str(e)) from None
+    return validate_meta(meta, str(f))
 
 def build_model(meta:dict) -> torch.nn.Module:
     "The model described by `meta`, randomly initialised (weights are loaded next)."
@@ -83,18 +129,11 @@ def read_history(path:Path) -> pd.DataFrame:
     return pd.read_csv(f) if f.exists() and f.stat().st_size else pd.DataFrame(columns=HISTORY_COLS)
 
 # %% ../nbs/07_runs.ipynb #a2a8db40
-def _to_image(x) -> Image.Image:
-    "An RGB PIL image from a path, bytes, a PIL image or an HxWx3 uint8 array."
-    if isinstance(x, (bytes, bytearray)): x = io.BytesIO(x)
-    if isinstance(x, np.ndarray): x = Image.fromarray(x)
-    im = x if isinstance(x, Image.Image) else Image.open(x)
-    return to_rgb(im)
-
 def to_pixels(x, # A path, bytes, a PIL image or an HxWx3 uint8 array
               size:int, # Output side
              ) -> torch.Tensor:
     "uint8 (3, size, size) pixels: the centred crop and resize of every validation and test image."
-    return torch.from_numpy(np.array(center_crop(_to_image(x), size))).permute(2, 0, 1)
+    return torch.from_numpy(np.array(center_crop(open_image(x), size))).permute(2, 0, 1)
 
 def normalize(px:torch.Tensor, # uint8 (B, 3, H, W) from `to_pixels`
               mean, std, # The backbone's per-channel statistics

@@ -11,7 +11,8 @@ import ipywidgets as widgets
 from PIL import Image
 from matplotlib.figure import Figure
 from fastai.vision.all import IntToFloatTensor, Pipeline, TensorImage, aug_transforms, no_random
-from .data import AUGS, to_rgb
+from .data import AUGS
+from .images import ImageError, open_image
 from .datasets import SPLITS, class_dirs, dataset_path, image_files, split_counts
 from .report import PhotoPrediction, png
 from .runs import to_pixels
@@ -76,10 +77,8 @@ def predictions_html(preds:list, # `PhotoPrediction`s (image None: unreadable), 
 # %% ../nbs/13_widgets.ipynb #66db9e7e
 def _open(data:bytes) -> Image.Image|None:
     "The RGB image in `data`, or None when PIL cannot read it."
-    try:
-        im = Image.open(io.BytesIO(data)); im.load()
-        return to_rgb(im)
-    except (OSError, ValueError, Image.DecompressionBombError): return None
+    try: return open_image(data)
+    except ImageError: return None
 
 def predict_upload(model, # A saved run (`cnn_course.runs.load_run`): anything with `.predict(images, k)`
                    value, # `FileUpload.value` (ipywidgets 8 or 7)

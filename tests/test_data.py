@@ -8,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 from cnn_course.datasets import DATASETS, get_dataset
-from cnn_course.data import (AUGS, center_crop, class_counts, get_block, get_dls, get_test_dl, imbalance_ratio,
-                             imbalance_table, plot_class_counts, split_items, to_rgb, valid_tfms, RGBImage)
+from cnn_course.data import (AUGS, class_counts, get_block, get_dls, get_test_dl, imbalance_ratio,
+                             imbalance_table, plot_class_counts, split_items, valid_tfms, RGBImage)
+from cnn_course.images import center_crop, to_rgb
 
 DATA = os.environ.get('CNN_COURSE_DATA')
 REAL = pytest.mark.skipif(not DATA, reason='needs CNN_COURSE_DATA (real photos)')

@@ -15,6 +15,8 @@ __all__ = ['MAX_PIXELS', 'ImageError', 'to_rgb', 'image_size', 'open_image', 'ce
 
 # %% ../nbs/00a_images.ipynb #b632602d
 MAX_PIXELS = 64_000_000  # 8000x8000: above a 48-megapixel phone photo; a larger image is a mistake or a bomb
+# PIL warns from 89 megapixels on; every image that large is refused here first, so its warning adds nothing.
+warnings.filterwarnings('ignore', category=Image.DecompressionBombWarning)
 
 class ImageError(CourseError, ValueError):
     "An image that cannot be used: missing, not a regular file, not an image, damaged, or too large."
@@ -52,12 +54,8 @@ def _open(src, max_pixels):
     name = 'the image' if isinstance(src, (bytes, bytearray, memoryview)) or hasattr(src, 'read') else str(src)
     if isinstance(src, (bytes, bytearray, memoryview)): src = io.BytesIO(bytes(src))
     elif not hasattr(src, 'read'): src = _regular_file(Path(src))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own limit below, with a better message
-            try: im = Image.open(src)
-            finally: Image.MAX_IMAGE_PIXELS = old
+    try: im = Image.open(src)
+    except Image.DecompressionBombError: raise ImageError(f'{name} is far above {max_pixels/1e6:.0f} megapixels: resize it.') from None
     except UnidentifiedImageError: raise ImageError(f'{name} is not an image PIL can read: use a JPEG or PNG.') from None
     except OSError as e: raise ImageError(f'{name} cannot be read: {e}.') from None
     w, h = im.size

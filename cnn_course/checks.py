@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 from PIL import Image, ImageFile, UnidentifiedImageError
 from .core import NotAvailableError, cache_dir
+from .images import MAX_PIXELS, ImageError, ImageTooLarge, image_size
 from .datasets import (SPLITS, class_dirs, data_subparsers, dataset_path, get_dataset, has_splits,
                                  image_files, is_image)
 
@@ -47,6 +48,9 @@ def check_image(path:Path # An image file
                ) -> dict:
     "Check one image file: `{'problems': [(level, kind, detail)], 'size': (w, h), 'mode': mode}`."
     if os.path.getsize(path) == 0: return {'problems': [('error', 'zero-byte', 'the file is empty')]}
+    try: image_size(path)  # the header alone: a decompression bomb is never decoded, here or in training
+    except ImageTooLarge as e: return {'problems': [('error', 'too-large', f'{e} Left out of training.')]}
+    except ImageError: pass  # not an image, damaged...: told apart below
     try:
         with Image.open(path) as im:
             fmt, mode, size = im.format, im.mode, im.size
@@ -111,6 +115,8 @@ class DataCheck:
         return '\n'.join(md)
 
 # %% ../nbs/02_checks.ipynb #db79b629
+_CHECK_VERSION = 2  # bumped when `check_image` learns a new problem: older cached results are redone
+
 def _cache_file(root:Path) -> Path:
     return cache_dir('checks')/(hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16] + '.json')
 
@@ -125,7 +131,7 @@ def _save_cache(root, cache):
 def _scan_files(root:Path, files:list, use_cache:bool=True, workers:int|None=None) -> dict:
     "`check_image` of every file, through the cache: `{path: result}`."
     cache = _load_cache(root) if use_cache else {}
-    keys = {f: [os.path.getsize(f), os.stat(f).st_mtime_ns] for f in files}
+    keys = {f: [os.path.getsize(f), os.stat(f).st_mtime_ns, _CHECK_VERSION] for f in files}
     todo = [f for f in files if cache.get(str(f), {}).get('key') != keys[f]]
     with ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1)) as ex:
         for f, r in zip(todo, ex.map(check_image, todo)): cache[str(f)] = {**r, 'key': keys[f]}
@@ -176,6 +182,8 @@ def _resolve(path_or_name, path):
     "The folder to scan and a name for it."
     if path is not None: return Path(path), str(path_or_name or Path(path).name)
     if Path(str(path_or_name)).is_dir(): return Path(path_or_name), Path(path_or_name).name
+    if os.sep in str(path_or_name) or str(path_or_name).startswith('.'):  # meant as a folder, not a dataset name
+        raise NotAvailableError(f'{path_or_name}: no such folder. Give a dataset folder or a registered dataset name.')
     return dataset_path(path_or_name, download=False), get_dataset(path_or_name).name
 
 def check_dataset(path_or_name, # A dataset name (see `DATASETS`) or a folder
@@ -225,10 +233,7 @@ def good_items(path_or_name, # A dataset name or folder
 
 # %% ../nbs/02_checks.ipynb #e41d63f6
 def _cmd_check(args):
-    try: rep = check_dataset(args.name_or_path, args.path, min_size=args.min_size)
-    except (NotAvailableError, KeyError) as e:
-        print(e.args[0] if isinstance(e, KeyError) else e, file=sys.stderr)
-        return 1
+    rep = check_dataset(args.name_or_path, args.path, min_size=args.min_size)  # errors: one line by `cnn_course.cli`
     print(rep.summary())
     return 1 if args.strict and rep.errors else 0
 

@@ -4,20 +4,26 @@
 
 # %% ../nbs/99_cli.ipynb #d9d2b6b6
 from __future__ import annotations
-import argparse, importlib, sys
+import argparse, importlib, sys, warnings
+from .core import CourseError
+
+# A library's deprecation notice on import is not the learner's business: an error must stay one line.
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['COMMAND_MODULES', 'USER_ERRORS', 'build_parser', 'main']
+__all__ = ['COMMAND_MODULES', 'USER_ERRORS', 'build_parser', 'main', 'run_command']
 
 # %% ../nbs/99_cli.ipynb #e9a0e3fc
 COMMAND_MODULES = ('datasets', 'checks', 'backbones', 'train', 'report', 'grade', 'lessons')
 
-# Errors that describe the learner's input (a name, a path, the network), shown without a traceback.
-USER_ERRORS = (KeyError, ValueError, FileNotFoundError, FileExistsError, ConnectionError, TypeError)
+# Builtin errors still raised by a few sites about the learner's input (a name, a path): shown as one line, exit 1.
+# Not TypeError or AttributeError: those are bugs, and a bug shows its traceback.
+USER_ERRORS = (KeyError, ValueError, OSError)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `cnn-course` parser with every module's sub-commands."
     p = argparse.ArgumentParser(prog='cnn-course', description='Train, evaluate and grade CNN image classifiers, offline on a CPU.')
+    p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for name in COMMAND_MODULES: importlib.import_module(f'cnn_course.{name}').add_commands(sub)
     return p
@@ -26,9 +32,21 @@ def _message(e:Exception) -> str:
     return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
 
 def main(argv:list|None=None) -> int:
-    "Run `cnn-course` with `argv` (default: the command line); returns the exit code."
-    args = build_parser().parse_args(argv)
+    "Run `cnn-course` with `argv` (default: the command line); returns the exit code (2: bad arguments, 1: a failure)."
+    return run_command(build_parser().parse_args(argv))  # argparse itself exits 2 with its usage line
+
+def run_command(args:argparse.Namespace) -> int:
+    "Run a parsed sub-command: an error about the input is one line on stderr and its exit code (`--debug`: raised)."
+    args.debug = getattr(args, 'debug', False)
     try: return args.func(args) or 0
-    except USER_ERRORS as e:
+    except (CourseError, *USER_ERRORS) as e:
+        if args.debug: raise
         print(f'error: {_message(e)}', file=sys.stderr)
-        return 1
+        return getattr(e, 'exit_code', 1)
+    except KeyboardInterrupt:
+        if args.debug: raise
+        print('interrupted: nothing was saved by the step that was running.', file=sys.stderr)
+        return 130
+
+# %% ../nbs/99_cli.ipynb #f35770af
+if __name__ == '__main__': sys.exit(main())  # `python -m cnn_course.cli`, as the tests run it

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #ecb483d8
 from __future__ import annotations
-import random
+import hashlib, os, random, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
@@ -13,12 +13,13 @@ from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, PILImage, R
 from fastai.callback.data import WeightedDL  # patches DataBlock.weighted_dataloaders
 from .datasets import SPLITS, class_dirs, dataset_path, get_dataset, has_splits, image_files, split_files
 from .checks import check_dataset
+from .core import CourseError
 from .images import center_crop, open_image, to_rgb
 
 # %% auto #0
-__all__ = ['AUGS', 'DEFAULT_WORKERS', 'RGBImage', 'valid_tfms', 'batch_tfms', 'MapLabel', 'label_func', 'split_items',
-           'get_block', 'get_dls', 'get_test_dl', 'class_counts', 'imbalance_table', 'imbalance_ratio',
-           'plot_class_counts']
+__all__ = ['AUGS', 'DEFAULT_WORKERS', 'RGBImage', 'valid_tfms', 'batch_tfms', 'DataError', 'MapLabel', 'label_func',
+           'split_items', 'check_classes', 'split_digest', 'split_record', 'verify_split', 'get_block', 'get_dls',
+           'get_test_dl', 'folder_dl', 'class_counts', 'imbalance_table', 'imbalance_ratio', 'plot_class_counts']
 
 # %% ../nbs/03_data.ipynb #0824f985
 class RGBImage(PILImage):
@@ -51,6 +52,9 @@ def batch_tfms(aug:str|None, # A key of `AUGS`, or None for no augmentation
     return [*augs, Normalize.from_stats(*stats)]
 
 # %% ../nbs/03_data.ipynb #7aae8829
+class DataError(CourseError, ValueError):
+    "The data cannot make a sound run: too few classes, a class missing from training, a split that changed."
+
 class MapLabel:
     "Label = `mapping[parent folder name]` (picklable, for `fashion5`)."
     def __init__(self, mapping:dict): self.mapping = dict(mapping)
@@ -85,6 +89,50 @@ def split_items(name:str, # A key of `DATASETS`
         by_class = {k: sorted(random.Random(f'{seed}-{k}').sample(fs, min(len(fs), max_per_class))) for k, fs in by_class.items()}
     return {s: [f for (s2, _), fs in by_class.items() if s2 == s for f in fs] for s in SPLITS}
 
+# %% ../nbs/03_data.ipynb #75a80e27
+def check_classes(items:dict, # `{split: [files]}` from `split_items`
+                  name:str, # The dataset: its labels, and the messages
+                 ) -> list:
+    "The training classes, after checking there are two or more and that every valid/test class is among them."
+    y = label_func(name)
+    per = {s: sorted({y(f) for f in fs}) for s, fs in items.items()}
+    train = per.get('train', [])
+    if len(train) < 2:
+        raise DataError(f"Dataset '{name}' has training images of {len(train)} class(es) ({', '.join(train) or 'none'}): a "
+                        'classifier needs at least 2. Add a folder of images for each class (CLASS/*.jpg or train/CLASS/*.jpg).')
+    for s in ('valid', 'test'):
+        extra = [c for c in per.get(s, []) if c not in train]
+        if extra: raise DataError(f"The {s} split of '{name}' has classes with no training images: {', '.join(extra)}. "
+                                  f'Add training images for them, or take them out of {s}/.')
+    return train
+
+def split_digest(files:list, # Image files of one split
+                 root:Path, # The dataset folder they are in
+                ) -> str:
+    "SHA-256 of the sorted paths relative to `root`: the identity of a split, wherever the data folder is."
+    return hashlib.sha256('\n'.join(sorted(Path(os.path.relpath(f, root)).as_posix() for f in files)).encode()).hexdigest()
+
+def split_record(items:dict, # `{split: [files]}` from `split_items`
+                 root:Path, # The dataset folder
+                 seed:int, # The seed `split_items` was called with
+                 max_per_class:int|None=None, # Its subset size
+                ) -> dict:
+    "What a run records about its data (`model.json` field `split`): the seed, the subset size, each whole split's count and digest."
+    return dict(seed=seed, max_per_class=max_per_class, **{s: dict(n=len(fs), sha256=split_digest(fs, root)) for s, fs in items.items() if fs})
+
+def verify_split(record:dict|None, # A run's `split` record (None: an older run, nothing to compare)
+                 split:str, # 'valid' or 'test'
+                 files:list, # The files `split_items` gives now
+                 root:Path, # The dataset folder
+                ):
+    "Raise `DataError` when `files` are not the `split` the run recorded: files were added, removed or renamed since."
+    r = (record or {}).get(split)
+    if r is None or (r['n'] == len(files) and r['sha256'] == split_digest(files, root)): return
+    now = f'{len(files)} now' + (' (other files)' if r['n'] == len(files) else '')
+    raise DataError(f'The {split} split at {root} is not the one this run was evaluated on: it recorded {r["n"]} images, '
+                    f'there are {now}. Evaluate on the data it was trained on (--data), on a labelled folder '
+                    '(--test-folder), or retrain.')
+
 # %% ../nbs/03_data.ipynb #fb479133
 def get_block(name:str, # A key of `DATASETS`
               valid:list|set, # Files of the validation split
@@ -103,7 +151,7 @@ DEFAULT_WORKERS = 0  # measured on a 2-core laptop CPU: see "Workers" below
 def get_dls(name:str, # A key of `DATASETS`
             path=None, # Folder instead of the dataset's usual place
             size:int|None=None, # Image side (default: the dataset's `img_size`)
-            bs:int=64, # Batch size
+            bs:int=64, # Batch size (lowered, with a note, to the number of training images when larger)
             workers:int|None=None, # DataLoader worker processes (default: `DEFAULT_WORKERS`)
             seed:int=42, # Seed of the split (folders without one) and of `max_per_class`
             balanced:bool=False, # Oversample minority classes in the training loader
@@ -115,13 +163,20 @@ def get_dls(name:str, # A key of `DATASETS`
     "Train/valid `DataLoaders` of dataset `name`."
     items = split_items(name, path, seed, max_per_class)
     if not items['train'] or not items['valid']:
-        raise ValueError(f"Dataset '{name}' has {len(items['train'])} train and {len(items['valid'])} valid images; "
+        raise DataError(f"Dataset '{name}' has {len(items['train'])} train and {len(items['valid'])} valid images; "
                          'both are needed. Check the folder with `cnn-course data check`.')
+    check_classes(items, name)
+    if bs > len(items['train']):  # fastai drops the last incomplete batch: a larger batch would mean no step at all
+        print(f"note: batch size {bs} is larger than the {len(items['train'])} training images of '{name}': "
+              f"using {len(items['train'])}.", file=sys.stderr)
+        bs = len(items['train'])
     block = get_block(name, items['valid'], size, aug, stats)
     source = items['train'] + items['valid']
     kw = dict(bs=bs, num_workers=DEFAULT_WORKERS if workers is None else workers, device=device)
     dls = block.weighted_dataloaders(source, _weights(name, source, set(items['valid'])), **kw) if balanced else block.dataloaders(source, **kw)
-    dls.cnn_course = dict(name=name, path=path, seed=seed, size=size or get_dataset(name).img_size, stats=stats)
+    dls.cnn_course = dict(name=name, path=path, seed=seed, size=size or get_dataset(name).img_size, stats=stats,
+                          split=split_record(split_items(name, path, seed) if max_per_class else items, dataset_path(name, path),
+                                             seed, max_per_class))  # the whole splits: a report evaluates the whole test split
     return dls
 
 def _weights(name, source, valid):
@@ -139,14 +194,38 @@ def get_test_dl(dls:DataLoaders, # From `get_dls`
                 seed:int|None=None, # Seed of the split (default: the one `dls` was made with)
                ):
     "A labelled `DataLoader` of the `split` images with the valid transforms of `dls`."
-    if split not in SPLITS: raise ValueError(f"Unknown split {split!r}. Available: {', '.join(SPLITS)}.")
+    if split not in SPLITS: raise DataError(f"Unknown split {split!r}. Available: {', '.join(SPLITS)}.")
     seed = seed if seed is not None else getattr(dls, 'cnn_course', {}).get('seed', 42)
     items = split_items(name, path, seed, max_per_class)[split]
-    if not items: raise ValueError(f"Dataset '{name}' has no {split!r} images at {dataset_path(name, path)}.")
+    if not items: raise DataError(f"Dataset '{name}' has no {split!r} images at {dataset_path(name, path)}.")
     y, vocab = label_func(name), set(dls.vocab)
     unknown = sorted({y(f) for f in items} - vocab)
-    if unknown: raise ValueError(f"The {split} split has classes the model was not trained on: {', '.join(unknown)}.")
+    if unknown: raise DataError(f"The {split} split has classes the model was not trained on: {', '.join(unknown)}.")
     return dls.test_dl(items, with_labels=True)
+
+def _all_valid(items): return list(range(len(items))), list(range(len(items)))  # fastai needs a non-empty train
+
+def folder_dl(folder:Path, # A folder of class folders (CLASS/*.jpg), e.g. new labelled photos
+              classes:list, # The classes of the model to evaluate, in its order
+              size:int, # Its image side
+              stats, # Its (mean, std)
+              bs:int=16, # Batch size
+             ):
+    "A labelled `DataLoader` of any folder of class folders, with the classes matched by name to a trained model's."
+    root = Path(folder)
+    if not root.is_dir(): raise DataError(f'{root} is not a folder: give a folder with one sub-folder of photos per class.')
+    if has_splits(root): raise DataError(f'{root} has split folders ({", ".join(SPLITS)}): give its test/ folder itself.')
+    dirs = class_dirs(root)
+    unknown = sorted(d.name for d in dirs if d.name not in classes)
+    if unknown: raise DataError(f"{root} has class folders the model does not know: {', '.join(unknown)}. "
+                                f"Its classes are {', '.join(classes)}: rename or remove those folders.")
+    bad = check_dataset(root.name, root).bad_files
+    files = [f for d in dirs for f in image_files(d) if f not in bad]
+    if not files: raise DataError(f'{root} has no usable images in class sub-folders (CLASS/*.jpg).')
+    if bad: print(f'note: {len(bad)} unreadable file(s) in {root} left out (`cnn-course data check {root}` lists them).', file=sys.stderr)
+    block = DataBlock(blocks=(ImageBlock(RGBImage), CategoryBlock(vocab=list(classes), sort=False)), get_y=parent_label,
+                      splitter=_all_valid, item_tfms=valid_tfms(size), batch_tfms=batch_tfms(None, stats))
+    return block.dataloaders(files, bs=bs, num_workers=0).valid
 
 # %% ../nbs/03_data.ipynb #c5c13cfe
 def _labels_of(dl):

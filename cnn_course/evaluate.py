@@ -6,13 +6,15 @@
 from __future__ import annotations
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 import numpy as np, pandas as pd
+from .core import CourseError
 
 # %% auto #0
 __all__ = ['Z95', 'EVAL_BS', 'NO_TEST', 'wilson_interval', 'confusion_matrix', 'Metrics', 'metrics_from_predictions', 'averages',
            'per_class_table', 'accuracy_lines', 'most_confused', 'confused_group', 'pct', 'summary', 'verdict',
-           'metrics_dict', 'synthetic_predictions', 'Evaluation', 'evaluation_from_probs', 'evaluate', 'default_dl',
-           'Diagnosis', 'diagnose']
+           'metrics_dict', 'synthetic_predictions', 'Evaluation', 'evaluation_from_probs', 'EvalError', 'evaluate',
+           'run_data_path', 'default_dl', 'Diagnosis', 'diagnose']
 
 # %% ../nbs/09_evaluate.ipynb #ef78cf12
 Z95 = 1.959963984540054 # Two-sided 95% quantile of the normal distribution
@@ -239,11 +241,14 @@ def _learner_for(obj, dl):
     import torch  # channels-last: 1.6x faster convolutions on a 2-core CPU (measured on lite0, batch 16)
     return Learner(DataLoaders(dl, dl), obj.model.to(memory_format=torch.channels_last), loss_func=CrossEntropyLossFlat())
 
+class EvalError(CourseError, ValueError):
+    "The model and the labelled data do not go together, or the data to evaluate on cannot be found."
+
 def _check_vocab(obj, dl):
     "Fail when a saved run's classes differ from the `DataLoader`'s (predictions would be mislabelled)."
     mine, theirs = [str(c) for c in getattr(obj, 'classes', None) or []], [str(c) for c in dl.vocab]
     if mine and mine != theirs:
-        raise ValueError(f'The model was trained on classes {mine} but the test data has {theirs}. '
+        raise EvalError(f'The model was trained on classes {mine} but the test data has {theirs}. '
                          f'Evaluate it on data of the same dataset (same class folders).')
 
 def evaluate(learn_or_run, # A fastai `Learner`, or a saved run (`cnn_course.runs.load_run`)
@@ -266,34 +271,62 @@ def evaluate(learn_or_run, # A fastai `Learner`, or a saved run (`cnn_course.run
 
 # %% ../nbs/09_evaluate.ipynb #8abee565
 NO_TEST = ("There is no test split, so there is no test number to report. Put labelled images in a test/ folder "
-           "(test/CLASS/*.jpg), or evaluate the validation split explicitly (split='valid', `--split valid`): "
-           "the report then says that it is a validation number, which flatters the model.")
+           "(test/CLASS/*.jpg), evaluate on any labelled folder (`--test-folder DIR`), or evaluate the validation split "
+           "explicitly (split='valid', `--split valid`): the report then says that it is a validation number, which flatters the model.")
+
+def run_data_path(run, # A saved run
+                  data=None, # A folder given now, which wins
+                 ):
+    "The dataset folder of a saved run: `data`, else the (absolute) one it recorded, else None (the dataset's usual place)."
+    if data is not None: return Path(data)
+    p = run.meta.get('data_path')
+    if p is None or Path(p).is_absolute(): return p and Path(p)
+    if not Path(p).exists():  # runs before format 2 stored the path relative to the folder they were trained in
+        raise EvalError(f"The run {run.path} stored its data folder as {p!r}, relative to the folder it was trained in, which "
+                        f"is not this one: pass the dataset folder (--data) or run from that folder.")
+    return Path(p)
+
+def _split_seed(meta:dict) -> tuple:
+    "The seed of a run's split (older runs: their `seed`; 42 only when none was stored), and no subset size."
+    # No subset: a report evaluates the whole recorded test split, however few images per class training used.
+    rec = meta.get('split') or {}
+    if 'seed' in rec: return rec['seed'], None
+    return (meta['seed'] if meta.get('seed') is not None else 42), None
 
 def _run_dls(run, data):
-    "Train/valid `DataLoaders` matching a saved run's preprocessing (size, normalisation, seed), not augmented."
+    "Train/valid `DataLoaders` matching a saved run's preprocessing (size, normalisation, split), not augmented."
     from cnn_course.data import get_dls
-    m = run.meta
+    m, (seed, mpc) = run.meta, _split_seed(run.meta)
     stats = (m['mean'], m['std']) if m.get('mean') else None
-    # bs 16: a CPU evaluates faster in small batches (their activations stay in the heap; see train.FEATURE_BS)
-    return get_dls(m['dataset'], data or m.get('data_path'), size=m.get('size'), seed=m.get('seed') or 42, aug=False, bs=16,
+    # bs 16: a CPU evaluates faster in small batches (their activations stay in the heap; see features.FEATURE_BS)
+    return get_dls(m['dataset'], run_data_path(run, data), size=m.get('size'), seed=seed, max_per_class=mpc, aug=False, bs=16,
                    **({'stats': stats} if stats else {}))
+
+def _run_split_dl(run, dls, split, data):
+    "The labelled loader of the exact `split` the run recorded: the same seed and subset, and the same files, or an error."
+    from cnn_course.data import get_test_dl, split_items, verify_split
+    from cnn_course.datasets import dataset_path
+    name, path, (seed, mpc) = run.meta['dataset'], run_data_path(run, data), _split_seed(run.meta)
+    verify_split(run.meta.get('split'), split, split_items(name, path, seed, mpc)[split], dataset_path(name, path))
+    return get_test_dl(dls, name, path=path, split=split, max_per_class=mpc, seed=seed)
 
 def default_dl(learn_or_run, # A fastai `Learner` or a saved run
                split:str='test', # 'test' or 'valid'
                data=None, # Dataset folder, for a saved run trained on another copy of the data
               ):
-    "The labelled `DataLoader` of `split` for a learner or saved run."
-    if split not in ('test', 'valid'): raise ValueError(f"Unknown split {split!r}. Choose 'test' or 'valid'.")
+    "The labelled `DataLoader` of `split` for a learner or saved run (for a run: exactly the split it recorded)."
+    if split not in ('test', 'valid'): raise EvalError(f"Unknown split {split!r}. Choose 'test' or 'valid'.")
     dls = getattr(learn_or_run, 'dls', None)
     if split == 'valid' and dls is not None: return dls.valid.new(shuffle=False, drop_last=False)
     meta = getattr(learn_or_run, 'meta', None) or getattr(dls, 'cnn_course', None) or {}
     name = meta.get('dataset') or meta.get('name')
-    if not name: raise ValueError(f'Cannot tell which dataset to load the {split} split of: pass `dl=` (a labelled DataLoader).')
-    if dls is None: dls = _run_dls(learn_or_run, data)
+    if not name: raise EvalError(f'Cannot tell which dataset to load the {split} split of: pass `dl=` (a labelled DataLoader).')
     from cnn_course.data import get_test_dl
-    try: return get_test_dl(dls, name, path=data or meta.get('data_path') or meta.get('path'), split=split)
+    try:
+        if dls is None: return _run_split_dl(learn_or_run, _run_dls(learn_or_run, data), split, data)
+        return get_test_dl(dls, name, path=data or meta.get('data_path') or meta.get('path'), split=split)
     except ValueError as e:
-        if split == 'test' and "no 'test'" in str(e): raise ValueError(f'{e}\n{NO_TEST}') from e
+        if split == 'test' and "no 'test'" in str(e): raise EvalError(f'{e}\n{NO_TEST}') from e
         raise
 
 # %% ../nbs/09_evaluate.ipynb #fe16bd9c

@@ -4,14 +4,15 @@
 
 # %% ../nbs/00a_images.ipynb #9c722595
 from __future__ import annotations
-import io, os, stat, warnings
+import hashlib, io, os, re, stat, warnings
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from .core import CourseError
+from .core import CourseError, cache_dir, download
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'ImageError', 'to_rgb', 'image_size', 'open_image', 'center_crop']
+__all__ = ['MAX_PIXELS', 'URL_RE', 'ImageError', 'ImageTooLarge', 'to_rgb', 'image_size', 'open_image', 'center_crop',
+           'open_photo']
 
 # %% ../nbs/00a_images.ipynb #b632602d
 MAX_PIXELS = 64_000_000  # 8000x8000: above a 48-megapixel phone photo; a larger image is a mistake or a bomb
@@ -20,6 +21,9 @@ warnings.filterwarnings('ignore', category=Image.DecompressionBombWarning)
 
 class ImageError(CourseError, ValueError):
     "An image that cannot be used: missing, not a regular file, not an image, damaged, or too large."
+
+class ImageTooLarge(ImageError):
+    "An image above `MAX_PIXELS` (found from its header: nothing was decoded)."
 
 def to_rgb(im:Image.Image) -> Image.Image:
     "`im` as 8-bit RGB: 16/32-bit scaled (not clipped), transparency put on white, CMYK/palette/gray converted."
@@ -55,13 +59,13 @@ def _open(src, max_pixels):
     if isinstance(src, (bytes, bytearray, memoryview)): src = io.BytesIO(bytes(src))
     elif not hasattr(src, 'read'): src = _regular_file(Path(src))
     try: im = Image.open(src)
-    except Image.DecompressionBombError: raise ImageError(f'{name} is far above {max_pixels/1e6:.0f} megapixels: resize it.') from None
+    except Image.DecompressionBombError: raise ImageTooLarge(f'{name} is far above {max_pixels/1e6:.0f} megapixels: resize it.') from None
     except UnidentifiedImageError: raise ImageError(f'{name} is not an image PIL can read: use a JPEG or PNG.') from None
     except OSError as e: raise ImageError(f'{name} cannot be read: {e}.') from None
     w, h = im.size
     if w*h > max_pixels:
         im.close()
-        raise ImageError(f'{name} is {w}x{h} = {w*h/1e6:.0f} megapixels, above the limit of {max_pixels/1e6:.0f}: '
+        raise ImageTooLarge(f'{name} is {w}x{h} = {w*h/1e6:.0f} megapixels, above the limit of {max_pixels/1e6:.0f}: '
                          'resize it (the model sees about 224x224 anyway).')
     return im
 
@@ -90,3 +94,16 @@ def center_crop(im:Image.Image, # An RGB image
     w, h = im.size; s = min(w, h)
     l, t = int(0.5*(w - s)), int(0.5*(h - s))
     return im.crop((l, t, l + s, t + s)).resize((size, size), Image.BILINEAR)
+
+# %% ../nbs/00a_images.ipynb #e67d5293
+URL_RE = re.compile(r'^(https?|file)://', re.I)
+
+def open_photo(src, # A file path, or an http(s):// or file:// URL
+              ) -> tuple[str, Image.Image]:
+    "`(source, RGB image)` of a photo to predict on: a URL goes through the course's one `download` (cached), then `open_image`."
+    s = str(src)
+    if URL_RE.match(s):
+        name = hashlib.sha1(s.encode()).hexdigest()[:12] + (Path(s.split('?')[0]).suffix or '.jpg')
+        path = download(s, cache_dir('photos')/name, manual=f'save the photo by hand and pass its file path instead of {s}')
+    else: path = Path(s)
+    return s, open_image(path)

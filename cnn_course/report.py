@@ -10,117 +10,16 @@ from functools import cached_property
 from pathlib import Path
 import numpy as np, pandas as pd
 from matplotlib.figure import Figure
-from .core import cache_dir, download
+from .core import write_atomic
+from .images import open_photo
+from .figures import (png, confusion_figure, per_class_figure, history_figure, top_losses_figure,
+                                distribution_figure, photos_figure)
 from .evaluate import Evaluation, diagnose, evaluate, evaluation_from_probs, pct, synthetic_predictions, wilson_interval
 
 # %% auto #0
-__all__ = ['FIGURES', 'png', 'confusion_figure', 'per_class_figure', 'history_figure', 'top_losses_figure', 'distribution_figure',
-           'PhotoPrediction', 'open_photo', 'predict_photos', 'photos_figure', 'Report', 'per_class_html',
-           'report_html', 'report_metrics', 'save_report', 'class_distribution', 'build_report', 'run_row',
-           'parse_reported', 'reported_accuracies', 'Comparison', 'compare_runs', 'add_commands']
-
-# %% ../nbs/10_report.ipynb #25f2ca34
-def png(fig:Figure, dpi:int=100) -> bytes:
-    "The figure as PNG bytes."
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png', dpi=dpi)
-    return buf.getvalue()
-
-def _matrix(ax, cm, classes, title, fmt):
-    ax.imshow(cm, cmap='Blues', vmin=0)
-    n = len(classes)
-    fs = 9 if n <= 10 else 6 if n <= 30 else 3
-    ax.set(title=title, xlabel='Predicted', ylabel='Actual', xticks=range(n), yticks=range(n))
-    ax.set_xticklabels(classes, rotation=90, fontsize=fs); ax.set_yticklabels(classes, fontsize=fs)
-    if n > 20: return
-    hi = np.nanmax(cm) if cm.size else 0
-    for i, j in np.ndindex(cm.shape):
-        ax.text(j, i, fmt(cm[i, j]), ha='center', va='center', fontsize=fs, color='white' if cm[i, j] > hi/2 else 'black')
-
-def confusion_figure(m) -> Figure:
-    "Confusion matrix as counts and normalised by row (the share of each actual class)."
-    n = len(m.classes)
-    side = min(max(4.5, 0.12*n + 2.5), 12)
-    fig = Figure(figsize=(2*side + 0.5, side), layout='constrained')
-    a, b = fig.subplots(1, 2)
-    norm = m.cm/np.maximum(m.cm.sum(1, keepdims=True), 1)
-    _matrix(a, m.cm, m.classes, f'Confusion matrix ({m.split}, counts)', lambda v: f'{int(v)}')
-    _matrix(b, norm, m.classes, 'Normalised by actual class', lambda v: f'{v:.2f}')
-    return fig
-
-# %% ../nbs/10_report.ipynb #bd421dba
-def per_class_figure(m) -> Figure:
-    "Horizontal bars of per-class accuracy with 95% intervals; weakest class in red."
-    t = m.table()
-    fig = Figure(figsize=(7, max(2.5, 0.25*len(t) + 1)), layout='constrained')
-    ax = fig.subplots()
-    acc = t.accuracy.fillna(0).to_numpy()
-    err = np.nan_to_num(np.stack([acc - t.acc_low, t.acc_high - acc]))
-    colors = ['tab:red' if f.startswith('weakest') else 'tab:orange' if f else 'tab:blue' for f in t.flag]
-    ax.barh(range(len(t)), acc, xerr=err, color=colors, capsize=2)
-    ax.axvline(m.accuracy, ls='--', color='k', lw=1)
-    ax.set(yticks=range(len(t)), xlim=(0, 1.02), xlabel=f'{m.split} accuracy',
-           title=f'Accuracy per class with 95% CI (dashed: overall {pct(m.accuracy)})')
-    ax.set_yticklabels(t['class'], fontsize=9 if len(t) <= 30 else 5)
-    ax.invert_yaxis()
-    return fig
-
-# %% ../nbs/10_report.ipynb #47df4f7c
-def history_figure(history:pd.DataFrame) -> Figure:
-    "Train and valid loss, and accuracy, per epoch, titled with the plain-words diagnosis."
-    h = history.reset_index(drop=True)
-    x = np.arange(1, len(h) + 1)
-    fig = Figure(figsize=(10, 3.6), layout='constrained')
-    a, b = fig.subplots(1, 2)
-    a.plot(x, h.train_loss, 'o-', label='train loss'); a.plot(x, h.valid_loss, 'o-', label='valid loss')
-    for col, name in (('train_accuracy', 'train'), ('accuracy', 'valid')):
-        if col in h: b.plot(x, h[col], 'o-', label=f'{name} accuracy', color='tab:blue' if name == 'train' else 'tab:orange')
-    a.set(xlabel='epoch', ylabel='loss', title='Loss'); b.set(xlabel='epoch', ylabel='accuracy', title='Accuracy')
-    if 'phase' in h and h.phase.nunique() > 1:
-        for ax in (a, b): ax.axvline(int((h.phase != h.phase.iloc[0]).idxmax()) + 0.5, ls=':', color='grey', label='unfrozen')
-    for ax in (a, b): ax.legend(); ax.set_xticks(x)
-    d = diagnose(h)
-    fig.suptitle(f'Diagnosis: {d.kind}', fontsize=11)
-    return fig
-
-# %% ../nbs/10_report.ipynb #78b4ef5d
-def _thumb(path, size=160):
-    "The image at `path` as a thumbnail, or None when it cannot be read."
-    try:
-        from PIL import Image
-        with Image.open(path) as im: return im.convert('RGB').resize((size, size))
-    except (OSError, ValueError): return None
-
-def top_losses_figure(top:pd.DataFrame, # Rows of `Evaluation.top_losses`
-                      ncols:int=3) -> Figure:
-    "Grid of images with the largest losses, titled prediction / actual / loss / probability."
-    n = max(len(top), 1); rows = math.ceil(n/ncols)
-    fig = Figure(figsize=(3*ncols, 3.2*rows), layout='constrained')
-    axs = np.atleast_1d(fig.subplots(rows, ncols)).ravel()
-    for ax in axs: ax.axis('off')
-    for ax, (_, r) in zip(axs, top.iterrows()):
-        im = _thumb(r.path) if r.path else None
-        if im is None: ax.text(.5, .5, 'image not found', ha='center', va='center', transform=ax.transAxes)
-        else: ax.imshow(im)
-        ax.set_title(f'{r.prediction} / {r.label}\n{r.loss:.2f} / {r.probability:.2f}', fontsize=9,
-                     color='tab:red' if r.prediction != r.label else 'black')
-    fig.suptitle('Prediction / Actual / Loss / Probability')
-    return fig
-
-# %% ../nbs/10_report.ipynb #f66571d0
-def distribution_figure(counts:dict, # {split: {class: images}}
-                       ) -> Figure:
-    "Grouped bars of images per class and split."
-    classes = list(dict.fromkeys(c for per in counts.values() for c in per))
-    fig = Figure(figsize=(max(6, 0.35*len(classes)*max(1, len(counts)) + 2), 3.4), layout='constrained')
-    ax = fig.subplots()
-    w = 0.8/max(len(counts), 1)
-    for k, (split, per) in enumerate(counts.items()):
-        ax.bar(np.arange(len(classes)) + k*w - 0.4 + w/2, [per.get(c, 0) for c in classes], w, label=split)
-    ax.set_xticks(range(len(classes)))
-    ax.set_xticklabels(classes, rotation=90 if len(classes) > 8 else 0, fontsize=9 if len(classes) <= 30 else 5)
-    ax.set(ylabel='images', title='Images per class'); ax.legend()
-    return fig
+__all__ = ['FIGURES', 'PhotoPrediction', 'predict_photos', 'Report', 'per_class_html', 'report_html', 'report_metrics',
+           'save_report', 'class_distribution', 'build_report', 'run_row', 'parse_reported', 'reported_accuracies',
+           'Comparison', 'compare_runs', 'add_commands']
 
 # %% ../nbs/10_report.ipynb #6ba3b793
 @dataclass
@@ -129,17 +28,6 @@ class PhotoPrediction:
     source:str # File path or URL
     image:object # PIL image
     top:list # [(class, probability), ...], most likely first
-
-def open_photo(src) -> tuple[str, object]:
-    "`(source, PIL image)` of a file, or of a URL downloaded once into the course's cache."
-    from PIL import Image
-    s = str(src)
-    if re.match(r'^(https?|file)://', s):
-        name = hashlib.sha1(s.encode()).hexdigest()[:12] + (Path(s.split('?')[0]).suffix or '.jpg')
-        path = download(s, cache_dir('photos')/name, manual=f'save the photo by hand and pass its file path instead of {s}')
-    else: path = Path(s)
-    if not Path(path).is_file(): raise FileNotFoundError(f'Photo {s} does not exist: pass an image file path or an http(s) URL.')
-    return s, Image.open(path).convert('RGB')
 
 def _topk(probs, classes, k):
     p = np.asarray(probs, dtype=float)
@@ -163,18 +51,6 @@ def predict_photos(model, # A saved run, a fastai Learner, or a function images 
     classes = classes or getattr(model, 'classes', None) or list(model.dls.vocab)
     probs = _probabilities(model, [im for _, im in opened], classes)
     return [PhotoPrediction(s, im, _topk(p, classes, min(k, len(classes)))) for (s, im), p in zip(opened, probs)]
-
-def photos_figure(preds:list[PhotoPrediction]) -> Figure:
-    "Each photo next to a bar chart of its top-k probabilities."
-    fig = Figure(figsize=(8, 2.6*max(len(preds), 1)), layout='constrained')
-    axs = np.atleast_2d(fig.subplots(max(len(preds), 1), 2, width_ratios=[1, 1.6]))
-    for (ai, ab), pr in zip(axs, preds):
-        ai.imshow(pr.image); ai.axis('off'); ai.set_title(Path(pr.source).name, fontsize=9)
-        names, ps = zip(*pr.top)
-        ab.barh(range(len(ps)), ps, color=['tab:green'] + ['tab:grey']*(len(ps) - 1))
-        ab.set(yticks=range(len(ps)), xlim=(0, 1), xlabel='probability'); ab.set_yticklabels(names); ab.invert_yaxis()
-        for i, v in enumerate(ps): ab.text(min(v + .02, .85), i, f'{v:.1%}', va='center')
-    return fig
 
 # %% ../nbs/10_report.ipynb #035e4788
 FIGURES = ('confusion', 'history', 'per_class', 'top_losses', 'distribution', 'photos')
@@ -265,10 +141,7 @@ def report_html(r:Report, images:dict|None=None) -> str:
             f'</head><body>{_body(parts)}</body></html>')
 
 # %% ../nbs/10_report.ipynb #a173be50
-def _write(path:Path, data:bytes|str):
-    tmp = path.with_name(path.name + '.part')
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+_write = write_atomic  # the course's one atomic writer
 
 def report_metrics(r:Report) -> dict:
     "What goes into metrics.json: the metrics, the diagnosis and the run's identity."
@@ -310,12 +183,18 @@ def build_report(run_dir:Path, # A run folder written by training
                  split:str='test', # 'test', or 'valid' when asked
                  photos:list=(), # Image files or URLs to predict on
                  target:float|None=None, # Accuracy to judge against
+                 test_folder:Path|None=None, # Any labelled folder (CLASS/*.jpg) to evaluate on instead of the run's split
                 ) -> Report:
-    "Evaluate a saved run on a labelled split and gather everything a report shows."
+    "Evaluate a saved run on a labelled split (or folder) and gather everything a report shows."
     from cnn_course.runs import load_run
     run = load_run(run_dir)
-    ev = evaluate(run, split=split, data=data)
-    dist = class_distribution(run.meta.get('dataset'), data or run.meta.get('data_path'))
+    if test_folder is not None:
+        from cnn_course.data import folder_dl
+        ev = evaluate(run, folder_dl(test_folder, run.classes, run.size, (run.meta['mean'], run.meta['std'])), split_name='test')
+        dist = {'test folder': dict(zip(ev.metrics.classes, ev.metrics.support.tolist()))}
+    else:
+        ev = evaluate(run, split=split, data=data)
+        dist = class_distribution(run.meta.get('dataset'), data or run.meta.get('data_path'))
     preds = predict_photos(run, list(photos)) if photos else []
     return Report(ev, run.history, run.meta, dist, preds, target)
 
@@ -410,20 +289,21 @@ def compare_runs(run_dirs:list, # Run folders written by training
 
 # %% ../nbs/10_report.ipynb #09cd51d1
 def _cmd_report(args) -> int:
-    try:
-        rep = build_report(args.model, args.data, args.split, args.photo, args.target)
-        out = rep.save(args.out)
-    except (FileNotFoundError, ValueError, ConnectionError) as e:
-        print(f'error: {e}', file=sys.stderr); return 1
+    if args.test_folder and (args.data or args.split != 'test'):
+        from cnn_course.core import UsageError
+        raise UsageError('--test-folder is evaluated on its own: leave out --data and --split.')
+    if args.target is not None and not 0 < args.target <= 1: 
+        from cnn_course.core import UsageError
+        raise UsageError(f'--target is an accuracy between 0 and 1 (e.g. 0.85), got {args.target}.')
+    rep = build_report(args.model, args.data, args.split, args.photo, args.target, args.test_folder)
+    out = rep.save(args.out)
     print(rep.metrics.summary()); print(rep.metrics.accuracy_lines())
     if args.target: print(rep.metrics.verdict(args.target))
     print(f'Report written to {out/"report.html"}')
     return 0
 
 def _cmd_compare(args) -> int:
-    try: cmp = compare_runs(args.runs)
-    except (FileNotFoundError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr); return 1
+    cmp = compare_runs(args.runs)
     print(cmp.table.to_string(index=False))
     for r in cmp.reported: print(f"reported by the original project: {r['text']}")
     if args.out: print(f'Saved to {cmp.save(args.out)}')
@@ -438,6 +318,7 @@ def add_commands(sub):
     p.add_argument('--out', required=True, type=Path, help='folder to write the report into')
     p.add_argument('--photo', action='append', default=[], help='image file or URL to predict on (repeatable)')
     p.add_argument('--target', type=float, help='accuracy to reach, e.g. 0.85')
+    p.add_argument('--test-folder', type=Path, help="evaluate on this labelled folder (CLASS/*.jpg) instead of the run's test split")
     p.set_defaults(func=_cmd_report)
     c = sub.add_parser('compare', help='compare saved runs: backbone, size, epochs, seconds, test accuracy')
     c.add_argument('runs', nargs='+', type=Path, help='run folders')

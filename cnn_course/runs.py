@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_runs.ipynb #7af96900
 from __future__ import annotations
-import io, json, math, os, platform, time
+import glob, io, json, math, os, platform, secrets, shutil, signal, time
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -17,9 +17,10 @@ from .backbones import BACKBONES, HeadCfg, create_model, get_backbone
 from .images import center_crop, open_image
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'HISTORY_COLS', 'FORMAT_VERSION', 'MAX_SIZE', 'MAX_CLASSES', 'META_MAX_BYTES', 'PICKLE_EXTS', 'RunError',
-           'versions', 'validate_meta', 'save_run', 'read_meta', 'build_model', 'read_history', 'to_pixels',
-           'normalize', 'Run', 'load_run']
+__all__ = ['RUN_FILES', 'HISTORY_COLS', 'FORMAT_VERSION', 'MAX_SIZE', 'MAX_CLASSES', 'META_MAX_BYTES', 'KILL_ENV', 'PICKLE_EXTS',
+           'RunError', 'RunFolderError', 'RunExistsError', 'versions', 'validate_meta', 'recover_run',
+           'check_run_folder', 'save_run', 'read_meta', 'build_model', 'read_history', 'to_pixels', 'normalize', 'Run',
+           'load_run']
 
 # %% ../nbs/07_runs.ipynb #c01c6167
 RUN_FILES = ('model.safetensors', 'model.json', 'history.csv')
@@ -27,6 +28,13 @@ HISTORY_COLS = ['epoch', 'phase', 'train_loss', 'valid_loss', 'accuracy']
 
 class RunError(CourseError, ValueError):
     "A run folder is missing, incomplete or corrupt."
+
+class RunFolderError(RunError):
+    "A folder that cannot receive a run (`--out`): a file, a folder of other files, not writable."
+    exit_code = 2
+
+class RunExistsError(RunFolderError, FileExistsError):
+    "The folder already holds a saved run and replacing it was not asked for (`--overwrite`)."
 
 def versions() -> dict:
     "Versions of the libraries a run was made with."
@@ -43,6 +51,18 @@ META_MAX_BYTES = 1 << 20 # model.json is a few kilobytes; a larger one is refuse
 def _fail(where, key, want, got): raise RunError(f'{where}: field {key!r} must be {want}, got {str(got)[:80]!r}.')
 
 def _finite(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+def _int(x) -> bool: return isinstance(x, int) and not isinstance(x, bool)
+
+def _check_split(where, sp):
+    "The recorded split: its seed, subset size, and each split's image count and file-list hash (`data.split_record`)."
+    if not isinstance(sp, dict) or not _int(sp.get('seed')): _fail(where, 'split', 'an object with an integer seed', sp)
+    if sp.get('max_per_class') is not None and not _int(sp['max_per_class']): _fail(where, 'split.max_per_class', 'an integer', sp['max_per_class'])
+    for s in ('train', 'valid', 'test'):
+        r = sp.get(s)
+        if r is None: continue
+        if not (isinstance(r, dict) and _int(r.get('n')) and r['n'] >= 0 and isinstance(r.get('sha256'), str) and len(r['sha256']) == 64):
+            _fail(where, f'split.{s}', 'an object {n: image count, sha256: 64 hex digits}', r)
 
 def _check_classes(where, cs):
     if not isinstance(cs, list) or not all(isinstance(c, str) and c.strip() for c in cs):
@@ -81,34 +101,96 @@ def validate_meta(meta, # The parsed `model.json` (or the dict about to be saved
         if meta.get(k) is not None and not isinstance(meta[k], str): _fail(where, k, 'a string', meta[k])
     for k in ('metrics', 'recipe', 'epochs', 'seconds', 'versions'):
         if meta.get(k) is not None and not isinstance(meta[k], dict): _fail(where, k, 'an object', meta[k])
+    if meta.get('seed') is not None and not _int(meta['seed']): _fail(where, 'seed', 'an integer', meta['seed'])
+    if meta.get('split') is not None: _check_split(where, meta['split'])
     return meta
 
 # %% ../nbs/07_runs.ipynb #7394ce51
+KILL_ENV = 'CNN_COURSE_KILL_AT'  # for the kill tests only: SIGKILL this process at the named point of `save_run`
+
+def _kill_point(name:str):
+    if os.environ.get(KILL_ENV) == name: os.kill(os.getpid(), signal.SIGKILL)
+
+def _siblings(out:Path, kind:str) -> list:
+    "Folders `save_run` leaves beside `out` while it works: '.NAME.new-*' (being written) or '.NAME.old-*' (being replaced)."
+    return sorted(Path(p) for p in glob.glob(str(out.parent/f'.{glob.escape(out.name)}.{kind}-*')))
+
+def _fsync_dir(d:Path):
+    fd = os.open(d, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def recover_run(out:Path, # A run folder
+                clean:bool=False, # Also delete what an interrupted save left beside it (only the writer does)
+               ) -> Path:
+    "Finish a `save_run` that was killed while swapping folders: `out` becomes exactly the new run, or exactly the old one."
+    out = Path(out)
+    if not out.exists():
+        done = [p for p in _siblings(out, 'new') if (p/'model.json').is_file()]  # model.json is written last
+        pick = (done or _siblings(out, 'old') or [None])[-1]
+        if pick is not None: os.rename(pick, out)
+    if clean:
+        for p in _siblings(out, 'new') + _siblings(out, 'old'): shutil.rmtree(p, ignore_errors=True)
+    return out
+
+def check_run_folder(out:Path, # Where a run is about to be saved
+                     overwrite:bool=False, # Replacing a saved run is allowed
+                    ) -> Path:
+    "Raise before any work when `out` cannot receive a run: a file, a folder of other files, or a run not to replace."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise RunFolderError(f'{out} is a file, not a folder: give a folder path for the run.')
+    if (out/'model.json').exists() and not overwrite:
+        raise RunExistsError(f'{out} already holds a saved run. Choose another folder, or pass overwrite=True (--overwrite).')
+    other = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES) if out.is_dir() else []
+    if other: raise RunFolderError(f"{out} holds files that are not part of a run ({', '.join(other[:5])}): a run replaces its whole "
+                             'folder, so choose a new or empty folder, or move those files out.')
+    up = out.parent
+    while not up.exists() and up != up.parent: up = up.parent
+    if not up.is_dir(): raise RunFolderError(f'{out} cannot be created: {up} is a file, not a folder.')
+    if not os.access(up, os.W_OK | os.X_OK): raise RunFolderError(f'{out} cannot be created: {up} is not writable. Choose another folder.')
+    return out
+
 def save_run(out:Path, # Folder of the run (created)
              model:torch.nn.Module, # The trained model
              meta:dict, # `model.json` content: at least arch, classes, size, mean, std, head, pretrained
              history:pd.DataFrame|None=None, # Per-epoch history (`HISTORY_COLS`)
              overwrite:bool=False, # Replace a run already saved in `out`?
             ) -> Path:
-    "Save `model` as safetensors plus `model.json` and `history.csv` in `out`; no pickle is written."
-    out = Path(out)
-    if (out/'model.json').exists() and not overwrite:
-        raise FileExistsError(f'{out} already holds a saved run. Choose another folder, or pass overwrite=True (--overwrite).')
+    "Save `model` as safetensors plus `model.json` and `history.csv` in `out`, whole or not at all; no pickle is written."
+    out = recover_run(Path(out), clean=True)
+    check_run_folder(out, overwrite)
     meta = validate_meta({**meta, 'format': FORMAT_VERSION, 'versions': versions(),
                           'created': meta.get('created') or time.strftime('%Y-%m-%dT%H:%M:%S')}, 'meta')
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out/'model.safetensors', lambda p: save_model(model, str(p)))
-    hist = history if history is not None else pd.DataFrame(columns=HISTORY_COLS)
-    write_atomic(out/'history.csv', lambda p: hist.to_csv(p, index=False))
-    write_atomic(out/'model.json', json.dumps(meta, indent=2, default=str))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = out.with_name(f'.{out.name}.new-{secrets.token_hex(4)}')
+    new.mkdir()
+    try:
+        write_atomic(new/'model.safetensors', lambda p: save_model(model, str(p))); _kill_point('weights')
+        hist = history if history is not None else pd.DataFrame(columns=HISTORY_COLS)
+        write_atomic(new/'history.csv', lambda p: hist.to_csv(p, index=False))
+        write_atomic(new/'model.json', json.dumps(meta, indent=2, default=str)); _kill_point('meta')
+        _swap(new, out)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True); raise
     return out
+
+def _swap(new:Path, out:Path):
+    "Put the complete run `new` at `out` by renames: at every instant `out`, or (killed mid-swap) a sibling, is a whole run."
+    if out.is_dir() and any(out.iterdir()):
+        old = out.with_name(f'.{out.name}.old-{secrets.token_hex(4)}')
+        os.rename(out, old); _kill_point('moved-old')
+        os.rename(new, out); _fsync_dir(out.parent); _kill_point('swapped')
+        shutil.rmtree(old)
+    else:
+        if out.is_dir(): out.rmdir()
+        os.rename(new, out); _fsync_dir(out.parent)
 
 # %% ../nbs/07_runs.ipynb #007094ce
 PICKLE_EXTS = ('.pkl', '.pickle', '.pt', '.pth', '.bin', '.ckpt')
 
 def read_meta(path:Path) -> dict:
     "The validated `model.json` of the run at `path` (`validate_meta`); a clear error when it is missing or wrong."
-    f = Path(path)/'model.json'
+    f = recover_run(path)/'model.json'
     if not f.exists():
         pickles = [p.name for p in Path(path).glob('*') if p.suffix in PICKLE_EXTS] if Path(path).is_dir() else []
         hint = f' It holds {", ".join(pickles)}: pickle files are never loaded; save the run with `save_run`.' if pickles else ''
@@ -185,5 +267,7 @@ def load_run(path:Path, # A folder written by `save_run`
     try: load_model(model, str(f), strict=True)
     except (SafetensorError, RuntimeError, OSError) as e:
         raise RunError(f'{f} could not be loaded into a {meta["arch"]} with {len(meta["classes"])} classes: {e}') from e
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad: raise RunError(f'{f} holds weights that are not finite ({bad[0]}, ...): the training diverged. Retrain with a lower --lr.')
     model.weights_source = f'run {path}'
     return Run(path, model, meta, read_history(path))

@@ -4,30 +4,30 @@
 
 # %% ../nbs/08_train.ipynb #1fb7dfe1
 from __future__ import annotations
-import copy, json, os, sys, time
-from contextlib import contextmanager
+import copy, json, math, os, sys, time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
-from torch.utils.data import TensorDataset
-from fastcore.basics import noop
 from fastai.vision.all import (Callback, DataLoader, DataLoaders, Learner, CrossEntropyLossFlat, accuracy, set_seed,
                                EarlyStoppingCallback, ReduceLROnPlateau, valley, slide, minimum, steep)
 from fastai.callback.schedule import LRFinder, ParamScheduler
-from .core import tune_malloc
+from .core import CourseError, UsageError, tune_malloc
 from .distrib import distributed, distrib_overrides, is_main, require_lr, unwrap
 from .backbones import HeadCfg, create_model, get_backbone, param_groups
 from .data import get_dls, get_test_dl
+from .datasets import dataset_path
+from .features import (FEATURE_BS, WeightedFeatures, cached_accuracy, encoder, feature_dls, head_learner,
+                                 pooled_features, quiet, threads)
+from .guards import FiniteGuard, TrainError, check_recipe, check_trained
 from .datasets import get_dataset
 from .ntsnet import NTSLoss, NTSNet
-from .runs import HISTORY_COLS, save_run
+from .runs import HISTORY_COLS, check_run_folder, save_run
 
 # %% auto #0
-__all__ = ['RECIPES', 'FEATURE_BS', 'SUGGESTERS', 'Recipe', 'recipe_for', 'History', 'KeepBest', 'callbacks', 'make_learner',
-           'encoder', 'pooled_features', 'WeightedFeatures', 'feature_dls', 'threads', 'head_learner', 'quiet',
-           'MemLRFinder', 'LRSuggestions', 'find_lr', 'fit_frozen', 'fit_unfrozen', 'Timer', 'accuracy_on', 'Trained',
-           'Setup', 'prepare', 'cached_accuracy', 'evaluate_splits', 'train', 'quickstart', 'add_commands']
+__all__ = ['RECIPES', 'SUGGESTERS', 'Recipe', 'recipe_for', 'History', 'KeepBest', 'callbacks', 'make_learner', 'MemLRFinder',
+           'LRSuggestions', 'find_lr', 'fit_frozen', 'fit_unfrozen', 'Timer', 'accuracy_on', 'Trained', 'Setup',
+           'prepare', 'evaluate_splits', 'train', 'quickstart', 'add_commands']
 
 # %% ../nbs/08_train.ipynb #603e9184
 @dataclass(frozen=True)
@@ -91,9 +91,11 @@ class KeepBest(Callback):
     def after_fit(self):  # unwrap: under DDP the model is wrapped and its keys start with 'module.'
         if self.state is not None: unwrap(self.learn.model).load_state_dict(self.state)
 
-def callbacks(recipe:Recipe, rows:list, phase:str) -> list:
-    "History, best-epoch keeping, and the recipe's EarlyStopping / ReduceLROnPlateau."
-    cbs = [History(rows, phase), KeepBest()]
+def callbacks(recipe:Recipe, rows:list, phase:str,
+              tally:dict|None=None, # Optimiser steps of the run, counted by `FiniteGuard`
+             ) -> list:
+    "History, best-epoch keeping, the finite-loss guard, and the recipe's EarlyStopping / ReduceLROnPlateau."
+    cbs = [History(rows, phase), KeepBest(), FiniteGuard(tally)]
     if recipe.patience: cbs.append(EarlyStoppingCallback(monitor='valid_loss', patience=recipe.patience))
     if recipe.plateau: cbs.append(ReduceLROnPlateau(monitor='valid_loss', patience=recipe.plateau, factor=5))
     return cbs
@@ -107,61 +109,6 @@ def make_learner(dls:DataLoaders, # From `get_dls`
     loss = NTSLoss() if isinstance(model, NTSNet) else CrossEntropyLossFlat(label_smoothing=recipe.label_smoothing)
     if recipe.channels_last: model = model.to(memory_format=torch.channels_last)
     return Learner(dls, model, loss_func=loss, metrics=accuracy, splitter=param_groups, wd=recipe.wd)
-
-# %% ../nbs/08_train.ipynb #f6868430
-def _plain(t): return t.as_subclass(torch.Tensor)
-
-FEATURE_BS = 16  # measured: inference 89 img/s at batch 16 vs 66 at 64 (lite0, 224 px, 2 cores): activations stay in the heap
-
-def encoder(model:nn.Module) -> nn.Module:
-    "The frozen part of a `create_model` model: body, pooling and flatten."
-    return nn.Sequential(model[0], *model[1][:2])
-
-def pooled_features(model:nn.Module, # A `create_model` model (not NTS-Net)
-                    dl:DataLoader, # Batches of (images, labels)
-                   ) -> tuple:
-    "Pooled body features and labels of every batch of `dl`."
-    enc, xs, ys = encoder(model).eval(), [], []
-    with torch.no_grad():  # not inference_mode: the features feed autograd when the head trains
-        for xb, yb in dl:
-            xs.append(enc(_plain(xb).contiguous(memory_format=torch.channels_last))); ys.append(_plain(yb))
-    return torch.cat(xs), torch.cat(ys)
-
-class WeightedFeatures(DataLoader):
-    "Cached features drawn with replacement in proportion to `wgts`, as fastai's `WeightedDL` draws images."
-    def __init__(self, dataset, wgts, **kwargs):
-        super().__init__(dataset, **kwargs); self.wgts = np.asarray(wgts, dtype=float)/np.sum(wgts)
-    def get_idxs(self): return list(np.random.choice(self.n, self.n, p=self.wgts)) if self.n else []
-
-def feature_dls(learn:Learner, # A learner from `make_learner`
-                bs:int=64, # Batch size of the head's training
-               ) -> DataLoaders:
-    "DataLoaders of pooled features for the train and valid images of `learn.dls`."
-    train = learn.dls.test_dl(learn.dls.train.items, with_labels=True, bs=FEATURE_BS)
-    valid = learn.dls.valid.new(bs=FEATURE_BS)
-    (xt, yt), (xv, yv) = pooled_features(learn.model, train), pooled_features(learn.model, valid)
-    wgts = getattr(learn.dls.train, 'wgts', None)  # `balanced=True`: the head must draw classes as the images would
-    kw = dict(bs=bs, drop_last=len(xt) > bs)
-    dl = WeightedFeatures(TensorDataset(xt, yt), wgts, **kw) if wgts is not None else DataLoader(TensorDataset(xt, yt), shuffle=True, **kw)
-    return DataLoaders(dl, DataLoader(TensorDataset(xv, yv), bs=512), device='cpu')
-
-@contextmanager
-def threads(n:int):
-    "Run the block with `n` torch threads."
-    old = torch.get_num_threads(); torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
-
-def head_learner(learn:Learner, fdls:DataLoaders) -> Learner:
-    "A learner training `learn`'s head layers (shared modules, not copies) on cached features."
-    hl = Learner(fdls, learn.model[1][2:], loss_func=learn.loss_func, metrics=accuracy, wd=learn.wd)
-    return quiet(hl) if not hasattr(learn, 'progress') else hl
-
-def quiet(learn:Learner) -> Learner:
-    "`learn` without progress bars and epoch tables (for scripts, tests and logs)."
-    learn.remove_cbs([learn.progress])
-    learn.logger = noop
-    return learn
 
 # %% ../nbs/08_train.ipynb #352f8d18
 class MemLRFinder(LRFinder):
@@ -206,18 +153,18 @@ def find_lr(learn:Learner, # The learner (its frozen/unfrozen state decides what
     return LRSuggestions(sugg, lrs.tolist(), losses.tolist())
 
 # %% ../nbs/08_train.ipynb #d1176a04
-def fit_frozen(learn:Learner, recipe:Recipe, lr:float, rows:list, fdls:DataLoaders|None=None):
+def fit_frozen(learn:Learner, recipe:Recipe, lr:float, rows:list, fdls:DataLoaders|None=None, tally:dict|None=None):
     "The frozen phase: the head alone, on cached features (`fdls`) or on images."
     if fdls is None:
         learn.freeze()
-        return learn.fit_one_cycle(recipe.freeze_epochs, slice(lr), pct_start=0.99, cbs=callbacks(recipe, rows, 'frozen'))
+        return learn.fit_one_cycle(recipe.freeze_epochs, slice(lr), pct_start=0.99, cbs=callbacks(recipe, rows, 'frozen', tally))
     # One thread: the head's ops are tiny, and two OpenMP threads stall on a busy 2-core CPU (measured 4 s -> 55 s).
-    with threads(1): head_learner(learn, fdls).fit_one_cycle(recipe.freeze_epochs, lr, pct_start=0.99, cbs=callbacks(recipe, rows, 'frozen'))
+    with threads(1): head_learner(learn, fdls).fit_one_cycle(recipe.freeze_epochs, lr, pct_start=0.99, cbs=callbacks(recipe, rows, 'frozen', tally))
 
-def fit_unfrozen(learn:Learner, recipe:Recipe, lr:float, rows:list):
+def fit_unfrozen(learn:Learner, recipe:Recipe, lr:float, rows:list, tally:dict|None=None):
     "The unfrozen phase: all layers, discriminative learning rates."
     learn.unfreeze()
-    lrs, cbs = slice(lr/2/recipe.lr_mult, lr/2), callbacks(recipe, rows, 'unfrozen')
+    lrs, cbs = slice(lr/2/recipe.lr_mult, lr/2), callbacks(recipe, rows, 'unfrozen', tally)
     if recipe.plateau: return learn.fit(recipe.epochs, lrs, cbs=cbs)  # one-cycle would override the plateau's rate
     learn.fit_one_cycle(recipe.epochs, lrs, pct_start=0.3, div=5, cbs=cbs)
 
@@ -251,10 +198,6 @@ class Trained:
         return '| | |\n|---|---|\n' + '\n'.join(f'| {a} | {b} |' for a, b in rows)
 
 # %% ../nbs/08_train.ipynb #5e240705
-def _check_out(out, overwrite):
-    if out is not None and (Path(out)/'model.json').exists() and not overwrite:
-        raise FileExistsError(f'{out} already holds a saved run. Choose another --out, or pass --overwrite.')
-
 def _has_split(name, data, split):
     from cnn_course.data import split_items
     return bool(split_items(name, data)[split])
@@ -263,7 +206,8 @@ def _meta(name, data, arch, model, dls, recipe, lr, sugg, seed, metrics, timer):
     b = get_backbone(arch)
     return dict(arch=arch, classes=list(dls.vocab), size=recipe.size, mean=list(b.mean), std=list(b.std),
                 head=asdict(recipe.head), pretrained=model.pretrained, weights_source=model.weights_source,
-                dataset=name, data_path=str(data) if data else None, seed=seed, recipe=asdict(recipe), lr=lr,
+                dataset=name, data_path=str(dataset_path(name, data).resolve()) if data else None,  # from any folder
+                seed=seed, split=dls.cnn_course['split'], recipe=asdict(recipe), lr=lr,
                 lr_suggestions=sugg, epochs=dict(frozen=recipe.freeze_epochs, unfrozen=recipe.epochs),
                 metrics=metrics, seconds={**timer.seconds, 'total': timer.total()})
 
@@ -296,9 +240,11 @@ def prepare(dataset:str, # A registered dataset
            ) -> Setup:
     "Seed, data, model and learner for `arch` on `dataset`; the frozen body's features when the recipe caches them."
     recipe, timer, b = recipe_for(arch, pretrained, **distrib_overrides(overrides)), Timer(), get_backbone(arch)
+    check_recipe(recipe, arch)  # before any work: a bad argument never costs a data scan
     tune_malloc()
     set_seed(seed, reproducible=True)
     dls = get_dls(dataset, data, recipe.size, recipe.bs, workers, seed, balanced, (b.mean, b.std), max_per_class=max_per_class)
+    recipe = replace(recipe, bs=dls.train.bs)  # `get_dls` lowers a batch size above the training images (and says so)
     model = create_model(arch, len(dls.vocab), pretrained=pretrained, head=recipe.head)
     learn = make_learner(dls, model, recipe)
     if not progress: quiet(learn)
@@ -309,11 +255,6 @@ def prepare(dataset:str, # A registered dataset
     return Setup(learn, recipe, fdls, timer)
 
 # %% ../nbs/08_train.ipynb #ab4cce55
-def cached_accuracy(learn:Learner, dl:DataLoader) -> float:
-    "Accuracy of the head on cached features: the whole model's accuracy, as long as the body has not changed."
-    head = learn.model[1][2:].eval()
-    with torch.no_grad(): return sum(int((head(x).argmax(1) == y).sum()) for x, y in dl) / len(dl.dataset)
-
 def evaluate_splits(learn:Learner, dataset:str, data:Path|None, max_per_class:int|None,
                     fdls:DataLoaders|None=None, # Cached features of a body that never trained (saves a pass over valid)
                    ) -> dict:
@@ -335,19 +276,22 @@ def train(dataset:str, # A registered dataset
           **kwargs, # `prepare`'s options (pretrained, balanced, workers, progress) and recipe fields
          ) -> Trained:
     "Fine-tune `arch` on `dataset` with its recipe; evaluate on the test split; save the run to `out`."
-    _check_out(out, overwrite)
+    if out is not None: check_run_folder(out, overwrite)  # before training: a refused --out never costs a run
     st = prepare(dataset, arch, data, seed=seed, max_per_class=max_per_class, **kwargs)
-    learn, recipe, timer, rows, sugg = st.learn, st.recipe, st.timer, [], None
+    learn, recipe, timer, rows, sugg, tally = st.learn, st.recipe, st.timer, [], None, {}
     if require_lr(recipe.lr) is None:
         with threads(1 if st.fdls is not None else torch.get_num_threads()): sugg = find_lr(st.lr_learner()).suggestions
         timer('lr_find')
     lr = recipe.lr or sugg[recipe.suggest]
+    if not (math.isfinite(lr) and lr > 0):
+        raise TrainError(f'lr_find found no usable learning rate ({recipe.suggest}: {lr}): its losses were not finite. Pass --lr, e.g. 1e-3.')
     with distributed(learn):  # a no-op in one process; under `accelerate launch`, fastai's distrib_ctx
-        if recipe.freeze_epochs: fit_frozen(learn, recipe, lr, rows, st.fdls); timer('frozen')
-        if recipe.epochs: fit_unfrozen(learn, recipe, lr, rows); timer('unfrozen')
+        if recipe.freeze_epochs: fit_frozen(learn, recipe, lr, rows, st.fdls, tally); timer('frozen')
+        if recipe.epochs: fit_unfrozen(learn, recipe, lr, rows, tally); timer('unfrozen')
         body_trained = recipe.epochs > 0 or st.fdls is None
         metrics = evaluate_splits(learn, dataset, data, max_per_class, None if body_trained else st.fdls)  # all processes gather
     timer('evaluate')
+    check_trained(learn.model, tally)  # no step taken, or weights not finite: stop here, never save
     meta = _meta(dataset, data, arch, learn.model, st.dls, recipe, lr, sugg, seed, metrics, timer)
     history = pd.DataFrame(rows, columns=HISTORY_COLS)
     if out is not None and is_main(): save_run(out, learn.model, meta, history, overwrite=overwrite)
@@ -383,11 +327,17 @@ def _cmd_train(a) -> int:
     return 0
 
 def _cmd_predict(a) -> int:
+    "Predict every image it can; an unreadable one is named on stderr with why, and the exit code is then 1."
+    from cnn_course.images import open_photo
     from cnn_course.runs import load_run
-    run = load_run(a.model)
-    for img, top in zip(a.images, run.predict([str(i) for i in a.images], k=a.k)):
-        print(f'{img}: ' + ', '.join(f'{c} {p:.1%}' for c, p in top))
-    return 0
+    if a.k < 1: raise UsageError(f'-k must be at least 1, got {a.k}.')
+    run, opened, failed = load_run(a.model), [], 0
+    for src in a.images:
+        try: opened.append(open_photo(src))
+        except CourseError as e: failed += 1; print('error: ' + ' '.join(str(e).split()), file=sys.stderr)  # one line per file
+    for (src, _), top in zip(opened, run.predict([im for _, im in opened], k=a.k) if opened else []):
+        print(f'{src}: ' + ', '.join(f'{c} {p:.1%}' for c, p in top))
+    return 1 if failed else 0
 
 # %% ../nbs/08_train.ipynb #e6d6713d
 def quickstart(out:Path|None=None, # Save the run here
@@ -419,7 +369,7 @@ def add_commands(sub):
     p.set_defaults(func=_cmd_train)
     p = sub.add_parser('predict', help='top-k classes of images with a saved run')
     p.add_argument('--model', type=Path, required=True, help='a run folder written by `cnn-course train`')
-    p.add_argument('images', nargs='+', type=Path); p.add_argument('-k', type=int, default=3)
+    p.add_argument('images', nargs='+', help='image files or http(s) URLs'); p.add_argument('-k', type=int, default=3)
     p.set_defaults(func=_cmd_predict)
     p = sub.add_parser('quickstart', help='offline first run: pretrained EfficientNet-Lite0 on digits, prints test accuracy')
     p.add_argument('--out', type=Path, help='also save the run here'); p.add_argument('--quiet', action='store_true')

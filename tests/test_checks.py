@@ -134,8 +134,9 @@ def test_cli_check(tmp_path, capsys):
         assert str(root/p) in out, p
     args = cli().parse_args(['data', 'check', str(root), '--strict'])
     assert args.func(args) == 1
-    args = cli().parse_args(['data', 'check', 'products30'])
-    assert args.func(args) == 1 and 'AI Hub' in capsys.readouterr().err
+    from cnn_course.cli import main  # errors are printed, in one message, by the `cnn-course` entry point
+    assert main(['data', 'check', 'products30']) == 1 and 'AI Hub' in capsys.readouterr().err
+    assert main(['data', 'check', str(tmp_path/'nope')]) == 1 and 'no such folder' in capsys.readouterr().err
     ap = cli()
     assert {'get', 'check'} <= set(ap._subparsers._group_actions[0].choices['data']._cnn_sub.choices)
 

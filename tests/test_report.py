@@ -9,6 +9,7 @@ from sklearn import metrics as skm
 from cnn_course import core
 from cnn_course.evaluate import (Metrics, wilson_interval, metrics_from_predictions, accuracy_lines, per_class_table,
                                  diagnose, evaluate, evaluation_from_probs, synthetic_predictions, verdict, most_confused)
+from cnn_course.images import ImageError
 from cnn_course.report import (Report, compare_runs, predict_photos, add_commands, parse_reported, report_html,
                                history_figure, png)
 
@@ -211,7 +212,7 @@ def test_predict_photos_files_and_urls(tmp_path, monkeypatch):
     assert len(list((tmp_path/'home'/'photos').iterdir())) == 1  # the file:// URL went through core.download
     monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
     with pytest.raises(core.OfflineError, match='file path instead'): predict_photos(model, ['https://example.org/x.jpg'], ['a', 'b', 'c'])
-    with pytest.raises(FileNotFoundError, match='does not exist'): predict_photos(model, [tmp_path/'nope.jpg'], ['a', 'b', 'c'])
+    with pytest.raises(ImageError, match='no such file'): predict_photos(model, [tmp_path/'nope.jpg'], ['a', 'b', 'c'])
 
 # ---- comparison and CLI -------------------------------------------------------------------------------------------
 
@@ -241,7 +242,8 @@ def _cli(*argv):
     ap = argparse.ArgumentParser(prog='cnn-course')
     add_commands(ap.add_subparsers())
     args = ap.parse_args([str(a) for a in argv])
-    return args.func(args)
+    from cnn_course.cli import run_command  # as `cnn-course` runs it: an error is one line and an exit code
+    return run_command(args)
 
 def test_cli_compare(tmp_path, capsys):
     run = _fake_run(tmp_path, 'r18', 'resnet18', 160, .81, 300)

@@ -96,7 +96,7 @@ def test_cli_train_predict_and_errors(shapes, tmp_path, capsys):
     assert main(['predict', '--model', str(tmp_path/'run'), str(img), '-k', '2']) == 0
     line = capsys.readouterr().out
     assert str(img) in line and '%' in line
-    assert main(args) == 1 and 'already holds a saved run' in capsys.readouterr().err
+    assert main(args) == 2 and 'already holds a saved run' in capsys.readouterr().err
     assert main(['train', '--dataset', 'flower', '--out', str(tmp_path/'x')]) == 1
     assert "Available:" in capsys.readouterr().err
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 import torch, timm, torchvision
 from torch import nn
+from .core import UnknownNameError
 
 # %% auto #0
 __all__ = ['IMAGENET_STATS', 'HALF_STATS', 'SOURCES', 'BACKBONES', 'POOLS', 'Backbone', 'get_backbone', 'TimmBody', 'conv_block',
@@ -93,7 +94,7 @@ def get_backbone(name:str, # A key of `BACKBONES`
     "The registered backbone called `name`; the error lists the valid names."
     if isinstance(name, Backbone): return name
     if name not in BACKBONES:
-        raise KeyError(f"Unknown backbone {name!r}. Available: {', '.join(BACKBONES)}")
+        raise UnknownNameError(f"Unknown backbone {name!r}. Available: {', '.join(BACKBONES)}")
     return BACKBONES[name]
 
 # %% ../nbs/04_backbones.ipynb #f7450087

@@ -9,8 +9,9 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['HOME_ENV', 'DATA_ENV', 'OFFLINE_ENV', 'course_home', 'cache_dir', 'data_root', 'is_offline', 'CourseError',
-           'UsageError', 'HomeError', 'OfflineError', 'ChecksumError', 'NotAvailableError', 'not_found_message',
-           'file_sha256', 'verify_file', 'download', 'extract', 'write_atomic', 'read_small', 'tune_malloc']
+           'UsageError', 'UnknownNameError', 'HomeError', 'OfflineError', 'ChecksumError', 'NotAvailableError',
+           'not_found_message', 'file_sha256', 'verify_file', 'download', 'extract', 'write_atomic', 'read_small',
+           'tune_malloc']
 
 # %% ../nbs/00_core.ipynb #0c059a1c
 HOME_ENV, DATA_ENV, OFFLINE_ENV = 'CNN_COURSE_HOME', 'CNN_COURSE_DATA', 'CNN_COURSE_OFFLINE'
@@ -49,6 +50,10 @@ class CourseError(Exception):
 class UsageError(CourseError, ValueError):
     "A bad argument (a value out of range, a wrong combination): fix the command, not the data."
     exit_code = 2
+
+class UnknownNameError(CourseError, KeyError):
+    "A name (dataset, backbone, exercise) that is not registered; the message lists the registered ones."
+    def __str__(self): return str(self.args[0]) if self.args else ''  # KeyError would quote the whole message
 
 class HomeError(CourseError, OSError):
     "`$CNN_COURSE_HOME` is not a usable folder."

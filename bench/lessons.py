@@ -1,7 +1,9 @@
-"""Seconds per lesson, each run in full on the real data as a learner would (goal: <= 300 s each on 2 CPU cores).
+"""Seconds per lesson and the learner's accuracy beside each original project's, on the real photos (goal: <= 300 s each on 2 CPU cores).
 
 Every lesson runs in its own process through `nbdev-test` (which also makes each exercise's self-check strict, so the
-solutions are checked on the full data), with CNN_COURSE_LESSON_SIZE=full. Prints one JSON object:
+solutions are checked on the full data), with CNN_COURSE_LESSON_SIZE=full. Every run a lesson saves (model.json) is
+read back: its dataset says which original project it stands for, and the registry gives what that project reported.
+Prints one JSON object (with `projects_md`, the Markdown table pasted in lessons/README.md):
   python bench/lessons.py [--data ../shared/data] [--only 01 03] [--limit 300]
 Run it on a quiet machine: two busy cores make every number larger.
 """
@@ -9,15 +11,21 @@ import argparse, json, os, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The six original projects, and the registered datasets the lessons run them on.
+PROJECTS = {'tf_flowers (rubric)': ['flowers'], 'clothing, 5 classes': ['fashion5'], '100 sports': ['sports100'],
+            'broken vs intact eggs': ['eggs'], 'anime vs cartoon vs human': ['anime'],
+            'product images (10 / 30 classes)': ['grocery10', 'grocery']}
 
-def run_metrics(runs:Path, since:float) -> dict:
-    "Test (or valid) accuracy of every run folder a lesson wrote after `since`."
+def run_metrics(runs:Path, since:float, lesson:str='') -> dict:
+    "Dataset, backbone, test (or valid) accuracy and test images of every run folder lesson `lesson` ('01') wrote after `since`."
     out = {}
     for meta in sorted(runs.rglob('model.json')) if runs.is_dir() else []:
-        if meta.stat().st_mtime < since: continue
-        m = json.loads(meta.read_text()).get('metrics', {})
-        acc = m.get('test_accuracy', m.get('valid_accuracy'))
-        out[str(meta.parent.relative_to(runs))] = None if acc is None else round(acc, 4)
+        if meta.stat().st_mtime < since or not str(meta.relative_to(runs)).startswith(f'lesson{int(lesson or 0) or ""}') or 'submission' in meta.parts: continue  # a packed copy of a run
+        m = json.loads(meta.read_text())
+        met = m.get('metrics', {})
+        acc = met.get('test_accuracy', met.get('valid_accuracy'))
+        out[str(meta.parent.relative_to(runs))] = dict(dataset=m.get('dataset'), arch=m.get('arch'), n_test=met.get('n_test'),
+                                                       accuracy=None if acc is None else round(acc, 4))
     return out
 
 def bench(nb:Path, data:Path, limit:float) -> dict:
@@ -25,9 +33,33 @@ def bench(nb:Path, data:Path, limit:float) -> dict:
     t0, wall0 = time.time(), time.perf_counter()
     r = subprocess.run([str(Path(sys.executable).parent/'nbdev-test'), str(nb)], env=env, capture_output=True, text=True)
     secs = round(time.perf_counter() - wall0, 1)
-    res = dict(lesson=nb.stem, seconds=secs, ok=r.returncode == 0, within_limit=secs <= limit, accuracies=run_metrics(nb.parent/'runs', t0))
+    res = dict(lesson=nb.stem, seconds=secs, ok=r.returncode == 0, within_limit=secs <= limit, runs=run_metrics(nb.parent/'runs', t0, nb.name[:2]))
     if r.returncode: res['error'] = '\n'.join([l for l in (r.stderr + r.stdout).splitlines() if 'Error' in l or 'Executing Cell' in l][-4:])
     return res
+
+def projects_table(results:list) -> list:
+    "One row per original project: the lessons' runs on its photos, and the accuracies the project reported."
+    from cnn_course.report import reported_accuracies
+    rows = []
+    for project, names in PROJECTS.items():
+        ours = [dict(lesson=r['lesson'][:2], run=k, **v) for r in results for k, v in r['runs'].items() if v['dataset'] in names]
+        reported = [dict(dataset=n, **x) for n in names for x in reported_accuracies(n)]
+        rows.append(dict(project=project, datasets=names, ours=ours, reported=reported))
+    return rows
+
+def _pct(x): return '-' if x is None else f'{100*x:.1f}%'
+
+def projects_md(rows:list) -> str:
+    "The projects table in Markdown."
+    lines = ['| project | photos here | learner\'s runs (lesson: run, backbone, test accuracy on n photos) | the original project reported |',
+             '|---|---|---|---|']
+    for r in rows:
+        ours = '<br>'.join(f"L{o['lesson']} {o['run']} ({o['arch'].replace('tf_efficientnet_', '')}): {_pct(o['accuracy'])} on {o['n_test']}"
+                           for o in r['ours']) or 'not run'
+        rep = '<br>'.join(f"{x['label']}{' (' + x['dataset'] + ')' if len(r['datasets']) > 1 else ''}: "
+                          f"{'≥ ' if x['kind'] == 'target' else ''}{_pct(x['accuracy'])}" for x in r['reported'])
+        lines.append(f"| {r['project']} | {', '.join(r['datasets'])} | {ours} | {rep} |")
+    return '\n'.join(lines)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,10 +67,13 @@ def main():
     p.add_argument('--only', nargs='*', help='lesson number prefixes, e.g. 01 04')
     p.add_argument('--limit', type=float, default=300, help='seconds allowed per lesson')
     a = p.parse_args()
-    if not (a.data/'flowers').is_dir(): sys.exit(f'No real data at {a.data}: pass --data (the folder holding flowers/, clothing/, sports100/).')
+    missing = [d for d in ('flowers', 'clothing', 'sports100', 'eggs', 'anime', 'grocery') if not (a.data/d).is_dir()]
+    if missing: sys.exit(f'No real data for {", ".join(missing)} at {a.data}: pass --data (the folder holding them).')
     nbs = [n for n in sorted((ROOT/'lessons').glob('[0-9]*.ipynb')) if not a.only or any(n.name.startswith(o) for o in a.only)]
     results = [bench(n, a.data.resolve(), a.limit) for n in nbs]
+    rows = projects_table(results)
     print(json.dumps(dict(machine=dict(cpus=os.cpu_count()), limit_s=a.limit, total_s=round(sum(r['seconds'] for r in results), 1),
-                          all_ok=all(r['ok'] and r['within_limit'] for r in results), lessons=results), indent=2))
+                          all_ok=all(r['ok'] and r['within_limit'] for r in results), lessons=results, projects=rows,
+                          projects_md=projects_md(rows)), indent=2, ensure_ascii=False))
 
 if __name__ == '__main__': main()

@@ -193,7 +193,7 @@ def _balanced(answer):
     share = draw_shares(answer)
     lo, even = share.idxmin(), 1/len(share)
     if share[lo] >= 0.5*even: return True, f'The rarest class, {lo!r}, is now {share[lo]:.0%} of the training draws (even: {even:.0%}).'
-    return False, f'{lo!r} is only {share[lo]:.0%} of the training draws; with oversampling every class is near {even:.0%}. Pass `balanced=True` to `get_dls`.'
+    return False, f'{lo!r} is only {share[lo]:.0%} of the training draws; with oversampling every class is near {even:.0%}. Weight each training photo by 1/(photos of its class) in `block.weighted_dataloaders(source, wgts=...)` (or pass `balanced=True` to `get_dls`).'
 
 # %% ../nbs/14_lessons.ipynb #e5885d74
 @exercise('3.1', 'a learning rate read from the lr_find curve: where the loss falls fastest, before its minimum.')

@@ -6,10 +6,13 @@ import pytest
 from PIL import Image
 from cnn_course import core, datasets
 from cnn_course.core import NotAvailableError
-from cnn_course.datasets import (DATASETS, FASHION5_MAP, dataset_path, datasets_table, get_dataset, make_digits,
+from cnn_course.datasets import (DATASETS, FASHION5_MAP, GROCERY, GROCERY10, dataset_path, get_dataset, make_digits,
                                  make_shapes, relayout, split_counts)
+from cnn_course.catalog import datasets_table
+from cnn_course.report import reported_accuracies
 
-REQUIRED = ['flowers', 'clothing', 'fashion5', 'sports100', 'eggs', 'anime', 'products10', 'products30', 'digits', 'shapes']
+REQUIRED = ['flowers', 'clothing', 'fashion5', 'sports100', 'eggs', 'anime', 'grocery', 'grocery10', 'products10', 'products30',
+            'digits', 'shapes']
 REAL = pytest.mark.skipif(not os.environ.get('CNN_COURSE_DATA'), reason='needs CNN_COURSE_DATA (real photos)')
 
 @pytest.fixture
@@ -56,6 +59,25 @@ def test_reported_accuracies_and_details():
     assert 'AI Hub' in get_dataset('products10').manual and 'kaggle' in get_dataset('sports100').manual.lower()
     assert get_dataset('flowers').classes == ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
     assert get_dataset('flowers').size_bytes == 228813984
+
+# the accuracies each original project reported, as `compare_runs` reads them (label, fraction)
+PROJECTS = {'flowers': [('VGG16', .875), ('ResNet18', .875), ('ResNet34', .75), ('ResNet50', .875), ('original rubric project', .85)],
+            'fashion5': [('AlexNet', .91), ('VGG', .96), ('ResNet', .93)], 'sports100': [('EfficientNetB0', .97), ('ResNet50', .89)],
+            'eggs': [('ResNet, body frozen', .96)], 'anime': [('EfficientNet, body frozen', .98), ('EfficientNet, fine-tuned', .99)],
+            'grocery10': [('ResNet34', .7792), ('DenseNet161', .909), ('GoogLeNet', .9025)],
+            'grocery': [('ResNet34', .5238), ('DenseNet161', .5031), ('GoogLeNet', .677), ('NTS-Net', .93)]}
+
+@pytest.mark.parametrize('name', PROJECTS)
+def test_every_project_reports_its_numbers(name):
+    assert [(r['label'], pytest.approx(r['accuracy'])) for r in reported_accuracies(name)] == PROJECTS[name]
+    stand_in = {'grocery10': 'products10', 'grocery': 'products30'}.get(name)
+    if stand_in: assert [r['accuracy'] for r in reported_accuracies(stand_in)] == [r['accuracy'] for r in reported_accuracies(name)]
+    assert [r['kind'] for r in reported_accuracies('flowers')][-1] == 'target'
+
+def test_grocery_views():
+    assert len(GROCERY) == len(set(GROCERY)) == 30 and set(GROCERY10) < set(GROCERY)
+    assert get_dataset('grocery10').subset == get_dataset('grocery10').classes == GROCERY10
+    assert get_dataset('grocery10').dir_name == 'grocery' and not get_dataset('grocery').subset
 
 def test_fashion5_mapping_covers_clothing():
     m = get_dataset('fashion5').mapping
@@ -135,12 +157,38 @@ def test_generated_datasets_need_no_network(home, monkeypatch):
     assert p == home/'datasets'/'shapes' and split_counts(p)['train']
     assert dataset_path('digits') == home/'datasets'/'digits'
 
-@pytest.mark.parametrize('name,fix', [('eggs', 'Kaggle'), ('anime', 'anime/'), ('products10', 'AI Hub'),
-                                      ('products30', 'AI Hub'), ('sports100', 'kaggle datasets download')])
+@pytest.mark.parametrize('name,fix', [('eggs', 'frankpereny/broken-eggs'), ('anime', 'anime/'), ('products10', 'AI Hub'),
+                                      ('products30', 'AI Hub'), ('sports100', 'kaggle datasets download'),
+                                      ('grocery', 'GroceryStoreDataset'), ('grocery10', 'GroceryStoreDataset')])
 def test_manual_datasets_say_how_to_get_them(home, name, fix):
     with pytest.raises(NotAvailableError) as e: dataset_path(name)
     msg = str(e.value)
-    assert fix in msg and 'CNN_COURSE_DATA' in msg and str(home/'datasets'/name) in msg
+    assert fix in msg and 'CNN_COURSE_DATA' in msg and str(home/'datasets'/get_dataset(name).dir_name) in msg
+
+def fake_grocery(root, n=2, classes=GROCERY):
+    for s, k in (('train', n), ('test', 1)):
+        for c in classes:
+            (root/s/c).mkdir(parents=True)
+            for i in range(k): Image.new('RGB', (8, 8), (i*20, 0, 0)).save(root/s/c/f'{c}_{i}.jpg')
+    return root
+
+def test_grocery10_is_a_view_of_ten_classes(home, tmp_path, monkeypatch):
+    monkeypatch.setenv('CNN_COURSE_DATA', str(tmp_path/'data'))
+    fake_grocery(tmp_path/'data'/'grocery')
+    v = dataset_path('grocery10')
+    assert split_counts(v) == {'train': {c: 2 for c in GROCERY10}, 'test': {c: 1 for c in GROCERY10}}
+    assert v.is_relative_to(home/'datasets'/'views') and dataset_path('grocery10') == v
+    assert all((v/'train'/c).resolve() == (tmp_path/'data'/'grocery'/'train'/c).resolve() for c in GROCERY10)  # links, no copies
+    assert len(split_counts(dataset_path('grocery'))['train']) == 30
+    monkeypatch.setenv('CNN_COURSE_DATA', str(tmp_path/'other'))  # another copy of the photos: another view
+    fake_grocery(tmp_path/'other'/'grocery', n=3)
+    assert dataset_path('grocery10') != v and split_counts(dataset_path('grocery10'))['train']['Kiwi'] == 3
+
+def test_a_folder_without_the_view_classes_is_used_as_it_is(home, tmp_path):
+    mine = fake_grocery(tmp_path/'aihub', classes=('p1', 'p2'))  # e.g. the AI Hub products, passed explicitly
+    assert dataset_path('grocery10', mine) == mine
+    full = fake_grocery(tmp_path/'g')
+    assert set(split_counts(dataset_path('grocery10', full))['train']) == set(GROCERY10)
 
 def test_no_download_when_told_not_to(home, monkeypatch):
     monkeypatch.setattr(core, '_open_url', lambda *a: pytest.fail('network touched'))
@@ -247,3 +295,11 @@ def test_real_data_found_through_env():
     assert dataset_path('flowers') == core.data_root()/'flowers'
     assert split_counts(dataset_path('flowers')) and sum(split_counts(dataset_path('flowers'))['test'].values()) == 736
     assert dataset_path('fashion5') == core.data_root()/'clothing'
+
+@REAL
+def test_real_grocery_eggs_anime():
+    c = split_counts(dataset_path('grocery10'))
+    assert set(c['train']) == set(GROCERY10) and sum(c['train'].values()) == 547 and sum(c['test'].values()) == 538
+    assert set(split_counts(dataset_path('grocery'))['train']) == set(GROCERY)
+    assert sum(split_counts(dataset_path('eggs'))['train'].values()) == 258
+    assert set(split_counts(dataset_path('anime'))['test']) == {'anime', 'cartoon', 'human'}

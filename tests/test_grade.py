@@ -1,14 +1,21 @@
 "Autograder: a class of generated submissions graded on a hidden test set, never unpickling or running student code."
-import argparse, builtins, csv, json, pickle, shutil
+import argparse, base64, builtins, csv, io, json, pickle, shutil
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file, save_file
 from cnn_course.datasets import make_shapes
 from cnn_course.rubric import FLOWERS_RUBRIC, RubricError, load_rubric, parse_rubric
-from cnn_course.grade import (add_commands, grade_class, notebook_checks, pack_submission, read_notebook, self_check)
+from cnn_course.grade import add_commands, notebook_checks, pack_submission, read_notebook, self_check
+from cnn_course.classroom import grade_class
 from cnn_course.train import train
 
-PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='
+def _figure():
+    "A real little line plot as base64 PNG (a 1x1 or blank image does not count as a figure)."
+    from PIL import Image, ImageDraw
+    im = Image.new('RGB', (320, 240), 'white'); d = ImageDraw.Draw(im)
+    d.line([(20, 20), (20, 220), (310, 220)], fill='black', width=2); d.line([(20, 200), (300, 40)], fill='blue', width=3)
+    b = io.BytesIO(); im.save(b, 'PNG'); return base64.b64encode(b.getvalue()).decode()
+PNG = _figure()
 RUBRIC = (FLOWERS_RUBRIC.replace('name = "flowers"', 'name = "shapes"').replace('of at least 85%', 'of at least 80%').replace('dataset = "flowers"', 'dataset = "shapes"').replace('threshold = 0.85', 'threshold = 0.8')
           .replace('classes = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]\n', ''))
 
@@ -75,7 +82,7 @@ def klass(tmp_path_factory):
 EXPECTED = {  # student: (transfer, plots, accuracy, words the feedback must contain)
     'good': (1, 1, 1, 'pickle files are never loaded'), 'noplots': (1, 0, 1, 'no loss plot found'),
     'scratch': (0, 1, 0, 'random init'), 'datasetphoto': (1, 0, 1, 'no photo prediction found'),
-    'weak': (1, 1, 0, 'margin'), 'nan': (1, 1, 0, 'NaN'), 'wrongclasses': (1, 1, 0, 'has 4 classes'),
+    'weak': (1, 1, 0, 'margin'), 'nan': (0, 1, 0, 'not finite'), 'wrongclasses': (1, 1, 0, 'has 4 classes'),
     'corrupt': (0, 1, 0, 'Re-save the run'), 'pickle': (0, 1, 0, 'only the pickle(s)'),
     'badnotebook': (1, 0, 1, 'cannot be read as a notebook')}
 

@@ -82,3 +82,63 @@ def test_unbalanced_markers_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match='01_a.ipynb cell 1: ### BEGIN SOLUTION is never closed'):
         learner_version(tmp_path/'src', tmp_path/'out')
     assert not (tmp_path/'out').exists()
+
+# --- the fastai a learner types ---------------------------------------------------------------------------------------
+
+# Each step of the fastai workflow, as the calls a learner types for it.
+STEPS = {'DataBlock': r'\bDataBlock\(|\bget_block\(', 'dataloaders': r'\.(?:weighted_)?dataloaders\(', 'show_batch': r'\.show_batch\(',
+         'Learner': r'\bcourse_learner\(|\bvision_learner\(|\bLearner\(', 'lr_find': r'\.lr_find\(',
+         'fine_tune': r'\.fine_tune\(', 'fit': r'\.fit_one_cycle\(|\.fit\(', 'show_results': r'\.show_results\(',
+         'interpretation': r'\bClassificationInterpretation\.from_learner\(', 'confusion_matrix': r'\.plot_confusion_matrix\(',
+         'top_losses': r'\.plot_top_losses\(', 'most_confused': r'\binterp\w*\.most_confused\('}
+# The course's wrappers that would do a step for the learner (fastai has these steps; the lessons show fastai's).
+WRAPPERS = {'dataloaders': ['get_dls'], 'Learner': ['make_learner', 'prepare', 'train', 'quickstart'], 'lr_find': ['find_lr', 'prepare'],
+            'fine_tune': ['train', 'fit_frozen', 'fit_unfrozen', 'head_learner'], 'fit': ['train', 'fit_frozen', 'fit_unfrozen', 'head_learner'],
+            'interpretation': ['evaluate', 'build_evaluation'], 'confusion_matrix': ['confusion_figure'],
+            'top_losses': ['top_losses_figure'], 'most_confused': ['most_confused']}
+# What each lesson teaches (lesson 6 trains through the project notebook it runs).
+TEACHES = {'01': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'show_results'],
+           '02': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'interpretation'],
+           '03': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'fit', 'show_results'],
+           '04': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'fit'],
+           '05': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune', 'interpretation', 'confusion_matrix', 'top_losses', 'most_confused'],
+           '06': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune'],
+           '07': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune', 'fit', 'interpretation', 'top_losses', 'most_confused']}
+PROJECT = LESSONS/'_project_flowers.ipynb'
+
+def _calls(code:str) -> list:
+    "Names called in `code` as plain functions (`f(...)`, not `x.f(...)`), from its syntax tree."
+    return [n.func.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+
+def fastai_calls(paths) -> dict:
+    "How many times the code cells of the notebooks at `paths` type each step of `STEPS`."
+    code = '\n'.join(src for p in paths for src in _code(json.loads(Path(p).read_text())))
+    return {step: len(re.findall(rx, code)) for step, rx in STEPS.items()}
+
+def _lesson(n): return [p for p in NBS if p.name.startswith(n)] + ([PROJECT] if n == '06' else [])
+
+def test_every_lesson_types_the_fastai_steps_it_teaches():
+    table = {n: fastai_calls(_lesson(n)) for n in TEACHES}
+    missing = {n: [s for s in steps if not table[n][s]] for n, steps in TEACHES.items()}
+    assert not any(missing.values()), missing
+    total = {s: sum(t[s] for t in table.values()) for s in STEPS}
+    assert total['fine_tune'] >= 7 and total['interpretation'] >= 3 and total['lr_find'] >= 7, total
+    # the DataBlock is built by hand once, with every one of its four answers
+    lesson2 = '\n'.join(_code(json.loads(_lesson('02')[0].read_text())))
+    assert all(k in lesson2 for k in ('DataBlock(blocks=', 'get_items=', 'splitter=', 'get_y=', 'item_tfms=', 'batch_tfms='))
+
+@pytest.mark.parametrize('n', TEACHES)
+def test_no_lesson_does_a_step_it_teaches_through_a_course_wrapper(n):
+    code = '\n'.join(src for p in _lesson(n) for src in _code(json.loads(p.read_text())))
+    called = set(_calls(code))
+    used = {s: sorted(called & set(WRAPPERS.get(s, []))) for s in TEACHES[n]}
+    assert not any(used.values()), f'lesson {n} does these steps through course wrappers: {used}'
+    assert 'cnn_course.train import' not in code
+
+def test_the_counter_sees_a_wrapper(tmp_path):
+    "The rule above fails on a lesson that trains through the course's `train` instead of fastai's lines."
+    nb = dict(cells=[dict(cell_type='code', source="t = train('flowers')\nlearn.fine_tune(1)", metadata={}, outputs=[], execution_count=None)],
+              metadata={}, nbformat=4, nbformat_minor=5)
+    (tmp_path/'x.ipynb').write_text(json.dumps(nb))
+    assert fastai_calls([tmp_path/'x.ipynb'])['fine_tune'] == 1 and fastai_calls([tmp_path/'x.ipynb'])['Learner'] == 0
+    assert 'train' in set(_calls(_code(nb)[0])) & set(WRAPPERS['fine_tune'])

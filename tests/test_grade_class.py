@@ -1,0 +1,182 @@
+"A real class of careless and hostile submissions graded to completion: one row each, fair whatever the others did, nothing leaked."
+import csv, io, json, os, re, resource, shutil, time
+from pathlib import Path
+import pytest, torch
+from cnn_course.backbones import HeadCfg, create_model
+from cnn_course.classroom import InstructorError, grade_class
+from cnn_course.datasets import make_shapes
+from cnn_course.rubric import parse_rubric
+from cnn_course.runs import load_run, save_run
+from cnn_course.train import train
+from test_grade import RUBRIC, _code, _head_key, _notebook, _tamper
+
+CLASS_RUBRIC = RUBRIC.replace('time_limit = 120', 'time_limit = 60').replace('memory_gb = 4', 'memory_gb = 1')
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home')); monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
+
+def _meta(d, **kw):
+    m = json.loads((d/'model.json').read_text()); m.update(kw); (d/'model.json').write_text(json.dumps(m))
+
+def _hidden(public, dst):
+    "The hidden test set: the public test images under names that appear nowhere else."
+    for c in sorted((public/'test').iterdir()):
+        for i, f in enumerate(sorted(c.iterdir())): (dst/c.name).mkdir(parents=True, exist_ok=True); shutil.copy(f, dst/c.name/f'hid{c.name[:2]}{i:03d}q.png')
+    return dst
+
+def _deep_notebook(path): path.write_text('{"cells": [' + '['*50_000 + ']'*50_000 + ']}')
+
+def _blank_png():
+    import base64, io
+    from PIL import Image
+    b = io.BytesIO(); Image.new('RGB', (320, 240), 'white').save(b, 'PNG'); return base64.b64encode(b.getvalue()).decode()
+
+@pytest.fixture(scope='module')
+def klass(tmp_path_factory):
+    os.environ.setdefault('CNN_COURSE_OFFLINE', '1')
+    root = tmp_path_factory.mktemp('class')
+    public = make_shapes(root/'public', n_classes=3, size=40, n_per_class=30, seed=0)
+    hidden = _hidden(public, root/'hidden')
+    good = train('shapes', data=public, size=64, epochs=1, out=root/'good_run').path
+    concat = train('shapes', data=public, size=64, epochs=1, head=HeadCfg(pool='concat'), out=root/'concat_run').path
+    subs = root/'subs'
+    def sub(name, run=good, **kw):
+        d = subs/name; shutil.copytree(run, d); _notebook(d/'notebook.ipynb', **kw); return d
+    sub('good'); sub('concat', run=concat); sub('copycat')
+    w = sub('below'); _tamper(w, lambda sd: (sd[_head_key(sd, 3)].zero_(), sd[_head_key(sd, 3).replace('weight', 'bias')].copy_(torch.tensor([5., 0, 0]))))
+    m = subs/'minmeta'; r = load_run(good); meta = {k: r.meta[k] for k in ('arch', 'classes', 'size', 'mean', 'std', 'head', 'pretrained')}
+    save_run(m, r.model, meta); _notebook(m/'notebook.ipynb')
+    (sub('metalist')/'model.json').write_text('[1, 2, 3]')
+    _meta(sub('classesint'), classes=5); _meta(sub('classesnull'), classes=[1, None, 'square'])
+    _meta(sub('size8000'), size=8000); _meta(sub('bigmem'), size=1024)
+    _meta(sub('htmlarch'), arch='<b>x</b>|y')
+    f = sub('fifo'); (f/'model.json').unlink(); os.mkfifo(f/'model.json')
+    n = sub('nbnull'); nb = json.loads((n/'notebook.ipynb').read_text())
+    for c in nb['cells']: c['outputs'] = None
+    (n/'notebook.ipynb').write_text(json.dumps(nb))
+    (sub('nbints')/'notebook.ipynb').write_text('{"cells": [1, 2, 3], "nbformat": 4}')
+    _deep_notebook(sub('nbdeep')/'notebook.ipynb')
+    e = sub('emptyplot'); (e/'notebook.ipynb').write_text(json.dumps({'cells': [_code('# loss accuracy', img=False)] + [
+        {**_code('plot(loss); plot(accuracy)'), 'outputs': [{'output_type': 'display_data', 'data': {'image/png': _blank_png()}, 'metadata': {}}]},
+        _code('run.predict("mine.jpg")', "[('circle', 0.9)]")]}))
+    l = sub('linker'); (l/'model.safetensors').unlink(); os.symlink(subs/'good'/'model.safetensors', l/'model.safetensors')
+    hid = sorted(p.name for p in hidden.rglob('*.png'))
+    sub('hiddenphoto', photo=hid[0])
+    n = sub('nan'); _tamper(n, lambda sd: sd[_head_key(sd, 3)].fill_(float('nan')))
+    p = sub('pickle'); (p/'model.safetensors').unlink(); (p/'model.pkl').write_bytes(b'\x80\x04N.')
+    sub('L' * 250); sub('=HYPERLINK("evil.example";"click")')
+    rubric = parse_rubric(CLASS_RUBRIC, 'class rubric')
+    peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter(); g = grade_class(subs, hidden, rubric, out=root/'grades', data=public, progress=False)
+    secs, peak = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rows = {r['student']: r for r in csv.DictReader(open(root/'grades'/'grades.csv'))}
+    return dict(root=root, subs=subs, public=public, hidden=hidden, rubric=rubric, g=g, rows=rows, secs=secs, growth_mb=(peak - peak0)/1024)
+
+EXPECTED = {  # student: (transfer, plots, accuracy, words in the reason of each zero / the feedback)
+    'good': (1, 1, 1, 'hidden test accuracy'), 'copycat': (1, 1, 1, 'hidden test accuracy'), 'minmeta': (1, 1, 1, 'not recorded'),
+    'below': (1, 1, 0, 'margin'), 'metalist': (0, 1, 0, 'must hold a JSON object'), 'classesint': (0, 1, 0, "field 'classes'"),
+    'classesnull': (0, 1, 0, "field 'classes'"), 'size8000': (0, 1, 0, "field 'size'"), 'htmlarch': (0, 1, 0, "field 'arch'"),
+    'fifo': (0, 1, 0, 'not a regular file'), 'bigmem': (1, 1, 0, 'memory'), 'nbnull': (1, 0, 1, 'no loss plot found'),
+    'nbints': (1, 0, 1, 'no loss plot found'), 'nbdeep': (1, 0, 1, 'nested too deeply'), 'emptyplot': (1, 0, 1, 'no loss plot found'),
+    'linker': (0, 1, 0, 'symbolic link'), 'hiddenphoto': (1, 1, 1, 'a photo of your own'), 'nan': (0, 1, 0, 'not finite'),
+    'pickle': (0, 1, 0, 'only the pickle(s)'), 'L' * 250: (1, 1, 1, 'hidden test accuracy'),
+    '=HYPERLINK("evil.example";"click")': (1, 1, 1, 'hidden test accuracy')}
+
+def _feedback(klass, student):
+    from cnn_course.classroom import safe_name
+    return (klass['root']/'grades'/'feedback'/f'{safe_name(student)}.md').read_text()
+
+@pytest.mark.parametrize('student', EXPECTED, ids=lambda s: s[:20])
+def test_each_student_gets_expected_points_and_a_reason(klass, student):
+    t, p, a, why = EXPECTED[student]
+    r = next(r for r in klass['g'].results if r.student == student)
+    assert (r.points['transfer'], r.points['plots'], r.points['accuracy']) == (t, p, a), r.reasons
+    assert all(r.reasons[c] for c, v in r.points.items() if v == 0), r.reasons
+    assert why in ' '.join(r.reasons.values()) + ' '.join(r.notes), r.reasons
+    assert why.split("'")[0].replace('|', '') in _feedback(klass, student).replace('\\', '')
+
+def test_one_row_per_student_and_the_class_completes(klass):
+    n = len(list(klass['subs'].iterdir()))
+    assert len(klass['rows']) == n >= 20 and {r.student for r in klass['g'].results} == set(EXPECTED) | {'concat'}
+    assert (klass['root']/'grades'/'summary.md').exists() and len(list((klass['root']/'grades'/'feedback').glob('*.md'))) == n
+
+def test_grades_do_not_depend_on_order_or_workers(klass, tmp_path):
+    "The same class in reverse order with two workers, and the good student alone, first and last: identical rows."
+    subs = sorted(klass['subs'].iterdir())
+    rev = grade_class(subs[::-1], klass['hidden'], klass['rubric'], out=tmp_path/'rev', data=klass['public'], progress=False, workers=2)
+    key = lambda t: sorted(t.splitlines())
+    assert key((tmp_path/'rev'/'grades.csv').read_text()) == key((klass['root']/'grades'/'grades.csv').read_text())
+    good = klass['subs']/'good'
+    for order in ([good], [good, klass['subs']/'concat'], [klass['subs']/'concat', klass['subs']/'below', good]):
+        g = grade_class(order, klass['hidden'], klass['rubric'], data=klass['public'], progress=False)
+        assert next(r for r in g.rows() if r['student'] == 'good') == next(r for r in klass['g'].rows() if r['student'] == 'good')
+    concat = next(r for r in klass['g'].results if r.student == 'concat')
+    assert concat.accuracy is not None and 'running_mean' not in ' '.join(concat.reasons.values())
+
+def test_hidden_test_names_never_reach_feedback(klass):
+    names = [p.name for p in klass['hidden'].rglob('*.png')]
+    assert len(names) >= 12
+    for f in (klass['root']/'grades'/'feedback').iterdir():
+        text = f.read_text()
+        assert not [n for n in names if n in text or Path(n).stem in text], f
+    assert str(klass['hidden']) not in (klass['root']/'grades'/'grades.csv').read_text()
+
+def test_outputs_are_safe_to_open(klass):
+    text = (klass['root']/'grades'/'grades.csv').read_text()
+    cells = [r['student'] for r in csv.DictReader(io.StringIO(text))]
+    assert '\'=HYPERLINK("evil.example";"click")' in cells and not [c for c in cells if c[:1] in '=+-@']
+    md = _feedback(klass, 'htmlarch')
+    assert '<b>' not in md
+    assert {len(re.findall(r'(?<!\\)\|', l)) for l in md.splitlines() if l.startswith('| ')} == {6}
+    assert all(len(f.name) <= 80 for f in (klass['root']/'grades'/'feedback').iterdir())
+    assert not [f for f in (klass['root']/'grades'/'feedback').iterdir() if str(klass['root']) in f.read_text()]  # no grader paths
+
+def test_identical_models_and_links_are_listed_for_review(klass):
+    s = (klass['root']/'grades'/'summary.md').read_text()
+    line = next(l for l in s.splitlines() if 'identical model weights' in l)
+    assert 'copycat' in line and 'good' in line
+    assert 'linker: model.safetensors is a symbolic link' in s.replace('\\', '')
+    assert next(r for r in klass['g'].results if r.student == 'copycat').total == 3  # listed, not penalised
+
+def test_hostile_inputs_finish_within_limits_and_memory_stays_bounded(klass):
+    res = {r.student: r for r in klass['g'].results}
+    assert res['fifo'].seconds < 10 and res['size8000'].seconds < 10
+    assert res['bigmem'].accuracy is None
+    assert klass['growth_mb'] < 500, klass['growth_mb']  # the grader itself never holds a student's model
+
+def test_out_with_an_earlier_grading_needs_overwrite_and_is_replaced_whole(klass, tmp_path):
+    out = tmp_path/'g'; two = [klass['subs']/'good', klass['subs']/'below']
+    grade_class(two, klass['hidden'], klass['rubric'], out=out, progress=False)
+    (out/'feedback'/'stale_student.md').write_text('old')
+    with pytest.raises(InstructorError, match='--overwrite'): grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False)
+    grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False, overwrite=True)
+    assert sorted(p.name for p in (out/'feedback').iterdir()) == ['good.html', 'good.md']
+    (tmp_path/'other').mkdir(); (tmp_path/'other'/'thesis.tex').write_text('x')
+    with pytest.raises(InstructorError, match='not a grading folder'): grade_class(two, klass['hidden'], klass['rubric'], out=tmp_path/'other', overwrite=True, progress=False)
+
+def test_instructor_problems_stop_before_any_grading(klass, tmp_path):
+    bad = tmp_path/'hidden'; shutil.copytree(klass['hidden'], bad)
+    (next((bad/'circle').iterdir())).write_bytes(b'not an image')
+    with pytest.raises(InstructorError, match='cannot be used') as e:
+        grade_class([klass['subs']/'good'], bad, klass['rubric'], out=tmp_path/'g', progress=False)
+    assert 'circle/' in str(e.value) and not (tmp_path/'g').exists()
+    (bad/'square').rename(tmp_path/'gone'); (bad/'square').mkdir()
+    with pytest.raises(InstructorError, match='square hold no images'): grade_class([klass['subs']/'good'], bad, klass['rubric'], progress=False)
+    r18 = tmp_path/'r18'; save_run(r18, create_model('resnet18', 3, pretrained=False), dict(
+        arch='resnet18', classes=['circle', 'square', 'triangle'], size=64, mean=[0.5]*3, std=[0.25]*3, head={}, pretrained=True, weights_source='timm hub'))
+    with pytest.raises(InstructorError, match='No pretrained weights on this machine for: resnet18'):
+        grade_class([klass['subs']/'good', r18], klass['hidden'], klass['rubric'], progress=False)
+
+def test_ntsnet_runs_are_graded_for_transfer(klass, tmp_path):
+    "NTS-Net's body is compared with its base backbone's pretrained weights (here a stand-in resnet50 file)."
+    import timm
+    from cnn_course.weights import course_weights_file, save_weights
+    save_weights(timm.create_model('resnet50', pretrained=False).state_dict(), course_weights_file('resnet50'))
+    meta = dict(classes=['circle', 'square', 'triangle'], size=64, mean=[0.5]*3, std=[0.25]*3, head={}, arch='ntsnet')
+    save_run(tmp_path/'subs'/'pre', create_model('ntsnet', 3, pretrained=True), {**meta, 'pretrained': True, 'weights_source': 'course weights'})
+    save_run(tmp_path/'subs'/'liar', create_model('ntsnet', 3, pretrained=False), {**meta, 'pretrained': True, 'weights_source': 'course weights'})
+    g = {r.student: r for r in grade_class(tmp_path/'subs', klass['hidden'], klass['rubric'], progress=False).results}
+    assert g['pre'].points['transfer'] == 1, g['pre'].reasons
+    assert g['liar'].points['transfer'] == 0 and 'random init' in g['liar'].reasons['transfer']
+    assert g['pre'].accuracy is not None  # evaluated, not an error

@@ -54,7 +54,7 @@ def nonfinite(model:torch.nn.Module) -> list:
 
 class FiniteGuard(Callback):
     "Stops training with a `TrainError` when the loss or the weights stop being finite; counts optimiser steps in `tally`."
-    order = 55  # before History (60): a diverged epoch is never recorded
+    order = 55  # before PhaseHistory (60): a diverged epoch is never recorded
     def __init__(self, tally:dict|None=None): self.tally = tally if tally is not None else {}
     def after_loss(self):
         if self.training and not torch.isfinite(self.loss).all():

@@ -25,9 +25,9 @@ from .ntsnet import NTSLoss, NTSNet
 from .runs import HISTORY_COLS, check_run_folder, save_run
 
 # %% auto #0
-__all__ = ['RECIPES', 'SUGGESTERS', 'Recipe', 'recipe_for', 'History', 'KeepBest', 'callbacks', 'make_learner', 'MemLRFinder',
-           'LRSuggestions', 'find_lr', 'fit_frozen', 'fit_unfrozen', 'Timer', 'accuracy_on', 'Trained', 'Setup',
-           'prepare', 'evaluate_splits', 'train', 'quickstart', 'add_commands']
+__all__ = ['RECIPES', 'SUGGESTERS', 'Recipe', 'recipe_for', 'PhaseHistory', 'KeepBest', 'callbacks', 'make_learner',
+           'MemLRFinder', 'LRSuggestions', 'find_lr', 'fit_frozen', 'fit_unfrozen', 'Timer', 'accuracy_on', 'Trained',
+           'Setup', 'prepare', 'evaluate_splits', 'train', 'quickstart', 'add_commands']
 
 # %% ../nbs/08_train.ipynb #603e9184
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def recipe_for(arch:str, # A registered backbone
     return replace(r, **{k: v for k, v in overrides.items() if v is not None})
 
 # %% ../nbs/08_train.ipynb #e13f42dc
-class History(Callback):
+class PhaseHistory(Callback):
     "Appends `{epoch, phase, train_loss, valid_loss, accuracy}` to `rows` after every epoch."
     order = 60  # after the Recorder has logged the epoch
     def __init__(self, rows:list, phase:str): self.rows, self.phase = rows, phase
@@ -94,8 +94,8 @@ class KeepBest(Callback):
 def callbacks(recipe:Recipe, rows:list, phase:str,
               tally:dict|None=None, # Optimiser steps of the run, counted by `FiniteGuard`
              ) -> list:
-    "History, best-epoch keeping, the finite-loss guard, and the recipe's EarlyStopping / ReduceLROnPlateau."
-    cbs = [History(rows, phase), KeepBest(), FiniteGuard(tally)]
+    "PhaseHistory, best-epoch keeping, the finite-loss guard, and the recipe's EarlyStopping / ReduceLROnPlateau."
+    cbs = [PhaseHistory(rows, phase), KeepBest(), FiniteGuard(tally)]
     if recipe.patience: cbs.append(EarlyStoppingCallback(monitor='valid_loss', patience=recipe.patience))
     if recipe.plateau: cbs.append(ReduceLROnPlateau(monitor='valid_loss', patience=recipe.plateau, factor=5))
     return cbs

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 from PIL import Image, ImageFile, UnidentifiedImageError
-from .core import NotAvailableError, cache_dir
+from .core import NotAvailableError, cache_dir, write_atomic
 from .images import MAX_PIXELS, ImageError, ImageTooLarge, image_size
 from .datasets import (SPLITS, class_dirs, data_subparsers, dataset_path, get_dataset, has_splits,
                                  image_files, is_image)
@@ -125,8 +125,7 @@ def _load_cache(root):
     except (OSError, ValueError): return {}
 
 def _save_cache(root, cache):
-    f = _cache_file(root); tmp = f.with_suffix('.json.part')
-    tmp.write_text(json.dumps(cache)); os.replace(tmp, f)
+    write_atomic(_cache_file(root), json.dumps(cache))
 
 def _scan_files(root:Path, files:list, use_cache:bool=True, workers:int|None=None) -> dict:
     "`check_image` of every file, through the cache: `{path: result}`."

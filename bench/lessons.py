@@ -39,11 +39,11 @@ def bench(nb:Path, data:Path, limit:float) -> dict:
 
 def projects_table(results:list) -> list:
     "One row per original project: the lessons' runs on its photos, and the accuracies the project reported."
-    from cnn_course.report import reported_accuracies
+    from cnn_course.compare import reported_accuracies
     rows = []
     for project, names in PROJECTS.items():
         ours = [dict(lesson=r['lesson'][:2], run=k, **v) for r in results for k, v in r['runs'].items() if v['dataset'] in names]
-        reported = [dict(dataset=n, **x) for n in names for x in reported_accuracies(n)]
+        reported = [dict(dataset=n, **x._asdict()) for n in names for x in reported_accuracies(n)]
         rows.append(dict(project=project, datasets=names, ours=ours, reported=reported))
     return rows
 

@@ -14,7 +14,7 @@ def run(a) -> dict:
     from torch.utils.data import TensorDataset
     from fastai.vision.all import DataLoader, DataLoaders
     from cnn_course.core import tune_malloc
-    from cnn_course.backbones import create_model
+    from cnn_course.models import create_model
     from cnn_course.train import make_learner, pooled_features, quiet, recipe_for
     if a.malloc: tune_malloc()
     torch.manual_seed(0)

@@ -4,20 +4,27 @@
 
 # %% ../nbs/01a_catalog.ipynb #0636ba2c
 from __future__ import annotations
-from .datasets import DATASETS, FASHION5_MAP, GROCERY10, DatasetSpec
+from pathlib import Path
+from .core import md_table, print_command
+from .datasets import DATASETS, FASHION5_MAP, GROCERY10, DatasetSpec, Reported, data_subparsers, get_and_report
 
 # %% auto #0
-__all__ = ['datasets_table', 'datasets_page']
+__all__ = ['reported_text', 'datasets_table', 'datasets_page', 'add_commands']
 
 # %% ../nbs/01a_catalog.ipynb #618ebe29
+def reported_text(r:Reported) -> str:
+    "One reported accuracy as a sentence, e.g. 'ResNet50: 89% test accuracy (88.74%)'."
+    if r.kind == 'target': return f'{r.label}: test accuracy >= {100*r.accuracy:.4g}% required'
+    return f'{r.label}: {100*r.accuracy:.4g}% test accuracy' + (f' ({r.note})' if r.note else '')
+
 def datasets_table(fmt:str='md', # 'md' (Markdown) or 'text' (terminal)
                   ) -> str:
     "Every dataset of the registry as a table."
     rows = [(s.name, s.title, str(len(s.classes)) if s.classes else 'from folders', s.counts or '-',
-             s.kind, s.licence, '; '.join(s.reported) or '-') for s in DATASETS.values()]
+             s.kind, s.licence, '; '.join(map(reported_text, s.reported)) or '-') for s in DATASETS.values()]
     head = ('name', 'what', 'classes', 'images (train / valid / test)', 'how to get', 'licence', 'reported accuracy')
     if fmt == 'md':
-        return '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)] + ['| ' + ' | '.join(r) + ' |' for r in rows])
+        return md_table(head, rows)
     rows = [r[:5] for r in rows]; head = head[:5]
     w = [max(len(x) for x in col) for col in zip(head, *rows)]
     return '\n'.join('  '.join(x.ljust(n) for x, n in zip(r, w)).rstrip() for r in [head, tuple('-'*n for n in w), *rows])
@@ -26,7 +33,7 @@ def datasets_table(fmt:str='md', # 'md' (Markdown) or 'text' (terminal)
 _HOW = {'download': 'automatic (`cnn-course data get {name}`), or put it in `$CNN_COURSE_DATA/{folder}`',
         'generated': 'generated offline the first time it is asked for'}
 
-def _details(s:DatasetSpec) -> list:
+def _dataset_lines(s:DatasetSpec) -> list:
     "The Markdown lines describing one dataset."
     lines = [f'### `{s.name}` — {s.title}', '',
              f'- **classes** ({len(s.classes) or "from the folders"}): ' + (', '.join(s.classes) or 'the class folders you provide'),
@@ -38,7 +45,7 @@ def _details(s:DatasetSpec) -> list:
              '- **how to get it**: ' + (_HOW[s.kind].format(name=s.name, folder=s.dir_name) if s.kind in _HOW else s.manual),
              f'- **folder**: `{s.dir_name}`' + (f' (a view: {len(s.subset)} of its classes)' if s.subset else '')
              + f'; default image size {s.img_size}; augmentation `{s.aug}`',
-             '- **reported accuracy**: ' + ('; '.join(s.reported) or 'none reported')]
+             '- **reported accuracy**: ' + ('; '.join(map(reported_text, s.reported)) or 'none reported')]
     return lines + ([f'- **notes**: {s.notes}'] if s.notes else []) + ['']
 
 def datasets_page() -> str:
@@ -62,4 +69,18 @@ def datasets_page() -> str:
      f'project and `grocery10`, its 10 classes with most training photos ({", ".join(GROCERY10)}), for the',
      '10-class one. The accuracies of the original project are listed with both, so a lesson can set them beside its own;',
      'they were measured on other photos, and show what the project reached, not what these photos allow.', '']
-    return '\n'.join(intro + [l for s in DATASETS.values() for l in _details(s)] + fashion + grocery)
+    return '\n'.join(intro + [l for s in DATASETS.values() for l in _dataset_lines(s)] + fashion + grocery)
+
+# %% ../nbs/01a_catalog.ipynb #b249f480
+def _cmd_get(args):
+    print(get_and_report(args.name, args.path))  # a missing dataset raises: `cnn_course.cli` prints its steps, exit 1
+    return 0
+
+def add_commands(sub):
+    "Add `cnn-course datasets` and `cnn-course data get` to the top-level sub-parsers `sub`."
+    print_command(sub, 'datasets', 'list the datasets of the course', lambda a: datasets_table('md' if a.markdown else 'text'),
+                  ('--markdown', 'print a Markdown table'))
+    g = data_subparsers(sub).add_parser('get', help='find, generate or download a dataset (or print how to get it)')
+    g.add_argument('name', help=f"dataset name: {', '.join(DATASETS)}")
+    g.add_argument('--path', type=Path, default=None, help='use this folder instead of looking it up')
+    g.set_defaults(func=_cmd_get)

@@ -4,15 +4,15 @@
 
 # %% ../nbs/02_checks.ipynb #2a8cb144
 from __future__ import annotations
-import hashlib, json, os, sys, time
+import hashlib, json, os, time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 from PIL import Image, ImageFile, UnidentifiedImageError
 from .core import NotAvailableError, cache_dir, write_atomic
-from .images import MAX_PIXELS, ImageError, ImageTooLarge, image_size
+from .images import ImageError, ImageTooLarge, image_size
 from .datasets import (SPLITS, class_dirs, data_subparsers, dataset_path, get_dataset, has_splits,
                                  image_files, is_image)
 
@@ -30,7 +30,7 @@ class Problem(NamedTuple):
 CONVERTED = {'L': 'grayscale', 'LA': 'grayscale with alpha', 'P': 'palette', 'PA': 'palette with alpha',
              'RGBA': 'RGBA', 'CMYK': 'CMYK', 'I;16': '16-bit', 'I;16B': '16-bit', 'I': '32-bit integer',
              'F': 'float', '1': 'black and white', 'YCbCr': 'YCbCr', 'LAB': 'Lab', 'HSV': 'HSV'}
-_FULL_DECODE = {'JPEG', 'PNG'}  # formats whose integrity we check without a full decode
+_VERIFY_ONLY = {'JPEG', 'PNG'}  # formats that `verify()` checks without a full decode (JPEGs: plus their end marker)
 
 def _decode(path):
     "Fully decode the image at `path` (JPEGs at 1/8 scale: every byte is still parsed)."
@@ -55,7 +55,7 @@ def check_image(path:Path # An image file
         with Image.open(path) as im:
             fmt, mode, size = im.format, im.mode, im.size
             im.verify()
-        if fmt not in _FULL_DECODE or (fmt == 'JPEG' and not _jpeg_complete(path)):
+        if fmt not in _VERIFY_ONLY or (fmt == 'JPEG' and not _jpeg_complete(path)):
             _decode(path)
             if fmt == 'JPEG' and ImageFile.LOAD_TRUNCATED_IMAGES and not _jpeg_complete(path): raise OSError('image file is truncated')
     except UnidentifiedImageError:

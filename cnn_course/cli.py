@@ -11,14 +11,10 @@ from .core import CourseError
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['COMMAND_MODULES', 'USER_ERRORS', 'build_parser', 'main', 'run_command']
+__all__ = ['COMMAND_MODULES', 'build_parser', 'main', 'run_command']
 
 # %% ../nbs/99_cli.ipynb #e9a0e3fc
-COMMAND_MODULES = ('datasets', 'checks', 'backbones', 'train', 'report', 'grade', 'lessons')
-
-# Builtin errors still raised by a few sites about the learner's input (a name, a path): shown as one line, exit 1.
-# Not TypeError or AttributeError: those are bugs, and a bug shows its traceback.
-USER_ERRORS = (KeyError, ValueError, OSError)
+COMMAND_MODULES = ('catalog', 'checks', 'models', 'train', 'report', 'compare', 'classroom', 'lms', 'lessons', 'lesson_grade')
 
 def build_parser() -> argparse.ArgumentParser:
     "The `cnn-course` parser with every module's sub-commands."
@@ -28,9 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES: importlib.import_module(f'cnn_course.{name}').add_commands(sub)
     return p
 
-def _message(e:Exception) -> str:
-    return e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-
 def main(argv:list|None=None) -> int:
     "Run `cnn-course` with `argv` (default: the command line); returns the exit code (2: bad arguments, 1: a failure)."
     return run_command(build_parser().parse_args(argv))  # argparse itself exits 2 with its usage line
@@ -39,9 +32,9 @@ def run_command(args:argparse.Namespace) -> int:
     "Run a parsed sub-command: an error about the input is one line on stderr and its exit code (`--debug`: raised)."
     args.debug = getattr(args, 'debug', False)
     try: return args.func(args) or 0
-    except (CourseError, *USER_ERRORS) as e:
+    except CourseError as e:  # only the course's own errors: anything else is a bug and shows its traceback
         if args.debug: raise
-        print(f'error: {_message(e)}', file=sys.stderr)
+        print(f'error: {e}', file=sys.stderr)
         return getattr(e, 'exit_code', 1)
     except KeyboardInterrupt:
         if args.debug: raise

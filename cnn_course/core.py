@@ -10,8 +10,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['HOME_ENV', 'DATA_ENV', 'OFFLINE_ENV', 'course_home', 'cache_dir', 'data_root', 'is_offline', 'CourseError',
            'UsageError', 'UnknownNameError', 'HomeError', 'OfflineError', 'ChecksumError', 'NotAvailableError',
-           'not_found_message', 'file_sha256', 'verify_file', 'download', 'extract', 'write_atomic', 'read_small',
-           'tune_malloc']
+           'ExistsError', 'not_found_message', 'md_table', 'print_command', 'file_sha256', 'verify_file', 'download',
+           'extract', 'write_atomic', 'read_small', 'tune_malloc']
 
 # %% ../nbs/00_core.ipynb #0c059a1c
 HOME_ENV, DATA_ENV, OFFLINE_ENV = 'CNN_COURSE_HOME', 'CNN_COURSE_DATA', 'CNN_COURSE_OFFLINE'
@@ -67,6 +67,9 @@ class ChecksumError(CourseError, ValueError):
 class NotAvailableError(CourseError, FileNotFoundError):
     "A dataset or weights file was found in none of the places the course looks."
 
+class ExistsError(CourseError, FileExistsError):
+    "A file or folder to write is already there: nothing is overwritten; choose another or remove it."
+
 def not_found_message(what:str, # What was asked for, e.g. "Dataset 'flowers'"
                       looked:list, # Places that were searched, in order
                       fixes:list, # What the user can do, in order of preference
@@ -74,6 +77,26 @@ def not_found_message(what:str, # What was asked for, e.g. "Dataset 'flowers'"
     "A message listing the places looked in and the fixes."
     lines = [f'{what} was not found. Looked in:'] + [f'  - {p}' for p in looked]
     return '\n'.join(lines + ['Fix it by one of:'] + [f'  {i}. {f}' for i, f in enumerate(fixes, 1)])
+
+# %% ../nbs/00_core.ipynb #fc74d81f
+def md_table(head:list, # Column titles
+             rows:list, # Rows of cells (anything `str` can show)
+             align:str|None=None, # One of 'l', 'r' per column (default: all left)
+            ) -> str:
+    "A Markdown table: the one table renderer of the course (registry pages, metrics, runs, comparisons)."
+    rule = ''.join('--:|' if a == 'r' else '---|' for a in (align or 'l' * len(head)))
+    return '\n'.join(['| ' + ' | '.join(map(str, head)) + ' |', '|' + rule] + ['| ' + ' | '.join(map(str, r)) + ' |' for r in rows])
+
+def print_command(sub, # The `cnn-course` sub-parsers
+                  name:str, help:str, # The command and its one-line help
+                  render, # Parsed arguments -> the text to print
+                  *flags, # (option, help) pairs of on/off options
+                 ):
+    "Add a sub-command that prints `render(args)` and exits 0 (the listing commands: datasets, backbones)."
+    p = sub.add_parser(name, help=help)
+    for f, h in flags: p.add_argument(f, action='store_true', help=h)
+    p.set_defaults(func=lambda a: print(render(a)) or 0)
+    return p
 
 # %% ../nbs/00_core.ipynb #5f8bbd82
 def file_sha256(path:Path, chunk:int=1<<20) -> str:

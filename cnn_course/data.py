@@ -7,19 +7,18 @@ from __future__ import annotations
 import hashlib, os, random, sys
 from pathlib import Path
 import numpy as np, pandas as pd
-from PIL import Image
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, PILImage, Resize, ResizeMethod, Normalize,
                                aug_transforms, imagenet_stats, parent_label, FuncSplitter, DataLoaders)
-from fastai.callback.data import WeightedDL  # patches DataBlock.weighted_dataloaders
+from fastai.callback.data import WeightedDL  # noqa: F401 (imported for its side effect:) patches DataBlock.weighted_dataloaders
 from .datasets import SPLITS, class_dirs, dataset_path, get_dataset, has_splits, image_files, split_files
 from .checks import check_dataset
-from .core import CourseError
-from .images import center_crop, open_image, to_rgb
+from .core import CourseError, UnknownNameError
+from .images import open_image
 
 # %% auto #0
-__all__ = ['AUGS', 'DEFAULT_WORKERS', 'RGBImage', 'valid_tfms', 'batch_tfms', 'DataError', 'MapLabel', 'label_func',
-           'split_items', 'check_classes', 'split_digest', 'split_record', 'verify_split', 'get_block', 'get_dls',
-           'get_test_dl', 'folder_dl', 'class_counts', 'imbalance_table', 'imbalance_ratio', 'plot_class_counts']
+__all__ = ['AUGS', 'DEFAULT_WORKERS', 'RGBImage', 'item_tfms', 'batch_tfms', 'DataError', 'MapLabel', 'label_func', 'split_items',
+           'check_classes', 'split_digest', 'split_record', 'verify_split', 'get_block', 'get_dls', 'get_test_dl',
+           'folder_dl', 'class_counts', 'imbalance_table', 'imbalance_ratio', 'plot_class_counts']
 
 # %% ../nbs/03_data.ipynb #0824f985
 class RGBImage(PILImage):
@@ -30,7 +29,7 @@ class RGBImage(PILImage):
         return cls(open_image(fn))
 
 # %% ../nbs/03_data.ipynb #71125897
-def valid_tfms(size:int # Side of the square images the model sees
+def item_tfms(size:int # Side of the square images the model sees
               ) -> list:
     "Item transforms of every split: random square crop on train; centred square crop + bilinear resize elsewhere."
     return [Resize(size, method=ResizeMethod.Crop)]
@@ -61,7 +60,7 @@ class MapLabel:
     def __call__(self, p):
         name = Path(p).parent.name
         if name not in self.mapping:
-            raise KeyError(f"Folder {name!r} has no mapped label. Known folders: {', '.join(sorted(self.mapping))}.")
+            raise UnknownNameError(f"Folder {name!r} has no mapped label. Known folders: {', '.join(sorted(self.mapping))}.")
         return self.mapping[name]
 
 def label_func(name:str):
@@ -143,7 +142,7 @@ def get_block(name:str, # A key of `DATASETS`
     "The fastai `DataBlock` of dataset `name`: RGB images, folder (or mapped) labels, the given valid files."
     spec, valid = get_dataset(name), set(valid)
     return DataBlock(blocks=(ImageBlock(RGBImage), CategoryBlock), get_y=label_func(name),
-                     splitter=FuncSplitter(valid.__contains__), item_tfms=valid_tfms(size or spec.img_size),
+                     splitter=FuncSplitter(valid.__contains__), item_tfms=item_tfms(size or spec.img_size),
                      batch_tfms=batch_tfms(spec.aug if aug else None, stats))
 
 DEFAULT_WORKERS = 0  # measured on a 2-core laptop CPU: see "Workers" below
@@ -224,7 +223,7 @@ def folder_dl(folder:Path, # A folder of class folders (CLASS/*.jpg), e.g. new l
     if not files: raise DataError(f'{root} has no usable images in class sub-folders (CLASS/*.jpg).')
     if bad: print(f'note: {len(bad)} unreadable file(s) in {root} left out (`cnn-course data check {root}` lists them).', file=sys.stderr)
     block = DataBlock(blocks=(ImageBlock(RGBImage), CategoryBlock(vocab=list(classes), sort=False)), get_y=parent_label,
-                      splitter=_all_valid, item_tfms=valid_tfms(size), batch_tfms=batch_tfms(None, stats))
+                      splitter=_all_valid, item_tfms=item_tfms(size), batch_tfms=batch_tfms(None, stats))
     return block.dataloaders(files, bs=bs, num_workers=0).valid
 
 # %% ../nbs/03_data.ipynb #c5c13cfe

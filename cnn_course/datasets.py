@@ -5,18 +5,19 @@
 # %% ../nbs/01_datasets.ipynb #ec3a94e7
 from __future__ import annotations
 import difflib, hashlib, os, random, shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 from .core import (DATA_ENV, NotAvailableError, OfflineError, ChecksumError, cache_dir, data_root,
-                             download, extract, not_found_message)
+                             download, extract, not_found_message, UnknownNameError, UsageError)
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'SPLITS', 'SPLIT_ALIASES', 'FASHION5_MAP', 'GROCERY', 'GROCERY10', 'DATASETS', 'SHAPES', 'DatasetSpec',
-           'get_dataset', 'is_image', 'image_files', 'class_dirs', 'has_splits', 'split_counts', 'split_files',
-           'relayout', 'make_digits', 'shape_image', 'make_shapes', 'class_view', 'dataset_path', 'data_subparsers',
-           'get_and_report', 'add_commands']
+           'Reported', 'get_dataset', 'is_image', 'image_files', 'class_dirs', 'has_splits', 'split_counts',
+           'split_files', 'relayout', 'make_digits', 'shape_image', 'make_shapes', 'class_view', 'dataset_path',
+           'data_subparsers', 'get_and_report']
 
 # %% ../nbs/01_datasets.ipynb #5d48f407
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
@@ -40,7 +41,7 @@ class DatasetSpec:
     size_bytes:int|None=None # Size of the archive in bytes, where known
     manual:str='' # How to get it by hand (Kaggle / AI Hub account steps)
     kind:str='download' # 'download', 'manual' or 'generated'
-    reported:tuple=() # Accuracies reported by the original course projects
+    reported:tuple=() # `Reported` accuracies of the original course projects (data: `cnn_course.catalog` renders them)
     img_size:int=224 # Default image size for training
     aug:str='photo' # Augmentation family, see `cnn_course.data`
     label_map:tuple=() # (folder class, label) pairs when labels are a mapping of folder names
@@ -67,10 +68,16 @@ _KAGGLE = ('with a Kaggle account: `pip install kaggle`, put your API token in ~
 _AIHUB = ('with an AI Hub account (https://aihub.or.kr, Korean residents / approved users): request access to the '
           'product image data set ("상품 이미지"), download it, and copy {n} product classes into '
           '{{train,valid,test}}/CLASS folders (114 / 15 / ~16 images per class)')
-_P10 = ('ResNet34: 77.92% test accuracy', 'DenseNet161: 90.90% test accuracy', 'GoogLeNet: 90.25% test accuracy')
-_P30 = ('ResNet34: 52.38% test accuracy', 'DenseNet161: 50.31% test accuracy', 'GoogLeNet: 67.70% test accuracy',
-        'NTS-Net: 93% test accuracy')
-_ON_AIHUB = ' (products project, on AI Hub photos)'
+class Reported(NamedTuple):
+    "An accuracy an original course project reported, or (kind 'target') the one it had to reach."
+    label:str # Model and setting, e.g. 'ResNet50'
+    accuracy:float # A fraction, e.g. 0.89
+    kind:str='reported' # 'reported' or 'target'
+    note:str='' # Anything more, e.g. '88.74%'
+
+_P10 = (Reported('ResNet34', .7792), Reported('DenseNet161', .909), Reported('GoogLeNet', .9025))
+_P30 = (Reported('ResNet34', .5238), Reported('DenseNet161', .5031), Reported('GoogLeNet', .677), Reported('NTS-Net', .93))
+def _on_aihub(rs): return tuple(r._replace(note='products project, on AI Hub photos') for r in rs)
 _GROCERY = ('git clone https://github.com/marcusklasson/GroceryStoreDataset (commit fc80ba9), then copy each fine-grained '
             'class folder of dataset/{train,val,test} (e.g. dataset/train/Fruit/Apple/Royal-Gala) to '
             '{train,valid,test}/CLASS/ for the 30 classes listed here')
@@ -82,8 +89,8 @@ DATASETS = {s.name: s for s in [
         'https://www.tensorflow.org/datasets/catalog/tf_flowers', 'CC-BY 2.0 (photos from Flickr)',
         counts='3670 photos; course split 2476 / 458 / 736',
         urls=('http://download.tensorflow.org/example_images/flower_photos.tgz',), size_bytes=228813984,
-        reported=('VGG16: 87.5% test accuracy', 'ResNet18: 87.5% test accuracy', 'ResNet34: 75.0% test accuracy',
-                  'ResNet50: 87.5% test accuracy', 'original rubric project: test accuracy >= 85% required'),
+        reported=(Reported('VGG16', .875), Reported('ResNet18', .875), Reported('ResNet34', .75), Reported('ResNet50', .875),
+                  Reported('original rubric project', .85, 'target')),
         notes='The archive has no split: the course splits it per class with a seeded shuffle (20% test, 12.5% valid).'),
     DatasetSpec('clothing', 'Clothing dataset (small)', tuple(k for k, _ in FASHION5_MAP),
         'https://github.com/alexeygrigorev/clothing-dataset-small', 'free to use for any purpose (as stated by the author)',
@@ -93,36 +100,36 @@ DATASETS = {s.name: s for s in [
     DatasetSpec('fashion5', 'Clothing photos in 5 coarse classes', ('bottom', 'hat', 'outer', 'shoes', 'top'),
         'https://github.com/alexeygrigorev/clothing-dataset-small', 'as clothing', folder='clothing',
         counts='as clothing (3068 / 341 / 372), labels mapped', urls=(_CLOTHING,),
-        label_map=FASHION5_MAP, reported=('AlexNet: 91% test accuracy', 'VGG: 96% test accuracy', 'ResNet: 93% test accuracy'),
+        label_map=FASHION5_MAP, reported=(Reported('AlexNet', .91), Reported('VGG', .96), Reported('ResNet', .93)),
         notes='dress->top; outwear->outer; longsleeve, shirt, t-shirt->top; pants, shorts, skirt->bottom; shoes; hat. '
               "The project's weakest class was outer (72-85% per-class accuracy across its models); it fixed the imbalance by oversampling."),
     DatasetSpec('sports100', '100 Sports Image Classification (Kaggle)', (),
         'https://www.kaggle.com/datasets/gpiosenka/sports-classification', 'CC0 (as stated on the Kaggle page; the GitHub mirror states none)',
         counts='13492 / 500 / 500 (course copy: 4000 / 500 / 500)', kind='manual',
         manual=_KAGGLE.format(slug='gpiosenka/sports-classification') + '; keep its train/valid/test folders',
-        reported=('EfficientNetB0: 97% test accuracy', 'ResNet50: 89% test accuracy (88.74%)'), aug='sports'),
+        reported=(Reported('EfficientNetB0', .97), Reported('ResNet50', .89, note='88.74%')), aug='sports'),
     DatasetSpec('eggs', 'Broken vs intact eggs: one egg on a grey table, photographed in bursts', ('broken', 'intact'),
         'https://www.kaggle.com/datasets/frankpereny/broken-eggs (course copy via github.com/Toni2Morales/ClasificadorImagenes @ e3129a0e)',
         'not stated by the source: use it for the course only', counts='369 photos; course split 258 / 55 / 56', kind='manual',
         manual=_KAGGLE.format(slug='frankpereny/broken-eggs') + '; put the cracked eggs in broken/ and the good ones in intact/ '
                '(a train/valid/test split is made for you when there is none)',
-        reported=('ResNet, body frozen: 96% test accuracy (0.96-0.98 across runs)',), aug='eggs',
+        reported=(Reported('ResNet, body frozen', .96, note='0.96-0.98 across runs'),), aug='eggs',
         notes='Split per class by capture time (70/15/15), so the bursts of one egg stay in one split; shorter side 320 px (thin cracks).'),
     DatasetSpec('anime', 'Anime vs cartoon vs human faces', ('anime', 'cartoon', 'human'),
         'github.com/Techdudetony/anime-cartoon-human-face-detector @ 9819e162 (Kaggle: splcher/animefacedataset, '
         'alhumayri/cartoon-classifier, ashwingupta3012/real-human-faces)', 'repository MIT; images as stated by their Kaggle sources',
         counts='1735 faces; course split 1213 / 261 / 261', kind='manual',
         manual=_KAGGLE.format(slug='splcher/animefacedataset') + ' (and the other two sets); put the faces in anime/, cartoon/ and human/',
-        reported=('EfficientNet, body frozen: 98% test accuracy (0.98-1.00)', 'EfficientNet, fine-tuned: 99% test accuracy'),
+        reported=(Reported('EfficientNet, body frozen', .98, note='0.98-1.00'), Reported('EfficientNet, fine-tuned', .99)),
         notes='Split per class 70/15/15 with a seeded shuffle after dropping 39 duplicate images.'),
     DatasetSpec('grocery', 'Grocery Store Dataset: fruit, vegetables and packaged products photographed in stores', GROCERY,
         'https://github.com/marcusklasson/GroceryStoreDataset', 'MIT (Klasson et al., WACV 2019)',
-        counts='1316 / 128 / 1290 (its 30 fine-grained classes with most images)', kind='manual', manual=_GROCERY, reported=tuple(r + _ON_AIHUB for r in _P30),
+        counts='1316 / 128 / 1290 (its 30 fine-grained classes with most images)', kind='manual', manual=_GROCERY, reported=_on_aihub(_P30),
         notes='The public stand-in for the 30 product classes (`products30`): several varieties of apples, pears, melons, '
               'milk and yoghurt are told apart by small details. The source split is kept (val -> valid); 5 classes have no valid photos.'),
     DatasetSpec('grocery10', 'Grocery Store Dataset, its 10 largest classes', GROCERY10,
         'https://github.com/marcusklasson/GroceryStoreDataset', 'MIT (Klasson et al., WACV 2019)', folder='grocery',
-        counts='547 / 42 / 538', kind='manual', manual=_GROCERY, subset=GROCERY10, reported=tuple(r + _ON_AIHUB for r in _P10),
+        counts='547 / 42 / 538', kind='manual', manual=_GROCERY, subset=GROCERY10, reported=_on_aihub(_P10),
         notes='The public stand-in for the 10 product classes (`products10`): a view of `grocery` (links, no copies).'),
     *[DatasetSpec(f'products{n}', f'AI Hub product images, {n} classes (not public)', (), 'https://aihub.or.kr', 'AI Hub terms of use',
         counts='114 / 15 / ~16 per class', kind='manual', manual=_AIHUB.format(n=n), reported=r,
@@ -140,12 +147,12 @@ DATASETS = {s.name: s for s in [
 # %% ../nbs/01_datasets.ipynb #4f0f86fd
 def get_dataset(name:str # A key of `DATASETS`
                ) -> DatasetSpec:
-    "The `DatasetSpec` called `name`, or a `KeyError` naming the available ones."
+    "The `DatasetSpec` called `name`, or an `UnknownNameError` (a `KeyError`) naming the available ones."
     if isinstance(name, DatasetSpec): return name
     if name in DATASETS: return DATASETS[name]
     close = difflib.get_close_matches(str(name), DATASETS, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ''
-    raise KeyError(f"Unknown dataset '{name}'. Available: {', '.join(sorted(DATASETS))}.{hint}")
+    raise UnknownNameError(f"Unknown dataset '{name}'. Available: {', '.join(sorted(DATASETS))}.{hint}")
 
 # %% ../nbs/01_datasets.ipynb #bdf04477
 def is_image(p:Path) -> bool: return p.suffix.lower() in IMAGE_EXTS
@@ -284,7 +291,7 @@ def make_shapes(dest:Path, # Folder to write
                 seed:int=0, # Seed of the drawing and the split
                ) -> Path:
     "Write a synthetic shapes dataset in the course layout, the same bytes for the same arguments."
-    if not 1 <= n_classes <= len(SHAPES): raise ValueError(f'n_classes must be 1..{len(SHAPES)}, got {n_classes}.')
+    if not 1 <= n_classes <= len(SHAPES): raise UsageError(f'n_classes must be 1..{len(SHAPES)}, got {n_classes}.')
     rng = np.random.default_rng(seed)
     ratios = np.geomspace(1, 1/imbalance, n_classes) if n_classes > 1 else np.ones(1)
     ims = {s: [shape_image(s, size, rng, noise) for _ in range(max(3, round(n_per_class*q)))]
@@ -299,7 +306,7 @@ def _looked(spec, path):
         f'${DATA_ENV}/{spec.dir_name}' + (f' = {root/spec.dir_name}' if root else f' (${DATA_ENV} is not set)'),
         str(cache_dir('datasets')/spec.dir_name)]
 
-def _fixes(spec):
+def _dataset_fixes(spec):
     root = data_root()
     fixes = [f'set ${DATA_ENV} to a folder holding {spec.dir_name}/{{train,valid,test}}/CLASS/*.jpg'
              + (f' (now {root})' if root else ''),
@@ -313,7 +320,7 @@ def _download(spec, dest):
     "Download, verify, unpack and lay out the archive of `spec` into `dest`."
     url = spec.urls[0]
     archive = download(url, cache_dir('downloads')/f'{spec.dir_name}{_suffix(url)}', spec.sha256, spec.size_bytes,
-                       manual='; '.join(_fixes(spec)[:2]))
+                       manual='; '.join(_dataset_fixes(spec)[:2]))
     raw = extract(archive, dest.with_name(dest.name + '.raw'))
     try: return relayout(raw, dest, spec.valid_pct, spec.test_pct)
     finally: shutil.rmtree(raw, ignore_errors=True)
@@ -348,7 +355,7 @@ def dataset_path(name:str, # A key of `DATASETS`
 def _found(spec, path, download):
     if path is not None:
         if Path(path).is_dir(): return Path(path)
-        raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _fixes(spec)))
+        raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _dataset_fixes(spec)))
     for p in ([data_root()/spec.dir_name] if data_root() else []) + [cache_dir('datasets')/spec.dir_name]:
         if p.is_dir() and any(p.iterdir()): return p
     dest = cache_dir('datasets')/spec.dir_name
@@ -358,8 +365,8 @@ def _found(spec, path, download):
     if download and src.urls:
         try: return _download(src, dest)
         except (OfflineError, ChecksumError) as e:
-            raise NotAvailableError(f'{e}\n\n' + not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _fixes(spec))) from e
-    raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _fixes(spec)))
+            raise NotAvailableError(f'{e}\n\n' + not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _dataset_fixes(spec))) from e
+    raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _dataset_fixes(spec)))
 
 # %% ../nbs/01_datasets.ipynb #bf52a750
 def data_subparsers(sub):
@@ -376,25 +383,3 @@ def get_and_report(name:str, path:Path|None=None) -> str:
     counts = split_counts(p)
     lines = [f"{name}: {p}"] + [f'  {s}: {sum(c.values())} images in {len(c)} classes' for s, c in counts.items()]
     return '\n'.join(lines)
-
-def _cmd_datasets(args):
-    from cnn_course.catalog import datasets_table  # the catalog builds on this module
-    print(datasets_table('md' if args.markdown else 'text'))
-    return 0
-
-def _cmd_get(args):
-    try: print(get_and_report(args.name, args.path))
-    except (NotAvailableError, KeyError) as e:
-        print(e.args[0] if isinstance(e, KeyError) else e, file=__import__('sys').stderr)
-        return 1
-    return 0
-
-def add_commands(sub):
-    "Add `cnn-course datasets` and `cnn-course data get` to the top-level sub-parsers `sub`."
-    p = sub.add_parser('datasets', help='list the datasets of the course')
-    p.add_argument('--markdown', action='store_true', help='print a Markdown table')
-    p.set_defaults(func=_cmd_datasets)
-    g = data_subparsers(sub).add_parser('get', help='find, generate or download a dataset (or print how to get it)')
-    g.add_argument('name', help=f"dataset name: {', '.join(DATASETS)}")
-    g.add_argument('--path', type=Path, default=None, help='use this folder instead of looking it up')
-    g.set_defaults(func=_cmd_get)

@@ -5,13 +5,20 @@
 # %% ../nbs/09_evaluate.ipynb #df9eb208
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, pandas as pd
-from .core import CourseError
+import numpy as np, pandas as pd, torch
+from fastai.data.core import DataLoaders
+from fastai.interpret import ClassificationInterpretation
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from .core import CourseError, UsageError
+from .data import get_dls, get_test_dl, split_items, verify_split
+from .datasets import dataset_path
+from .inference import EVAL_BS, predictions
 
 # %% auto #0
-__all__ = ['Z95', 'EVAL_BS', 'NO_TEST', 'wilson_interval', 'confusion_matrix', 'Metrics', 'metrics_from_predictions', 'averages',
+__all__ = ['Z95', 'NO_TEST', 'wilson_interval', 'confusion_matrix', 'Metrics', 'metrics_from_predictions', 'averages',
            'per_class_table', 'accuracy_lines', 'most_confused', 'confused_group', 'pct', 'summary', 'verdict',
            'metrics_dict', 'synthetic_predictions', 'Evaluation', 'evaluation_from_probs', 'EvalError', 'evaluate',
            'run_data_path', 'default_dl', 'Diagnosis', 'diagnose']
@@ -37,9 +44,9 @@ def confusion_matrix(y_true, # True class indices
                     ) -> np.ndarray:
     "Counts `cm[i, j]` of images of class `i` predicted as class `j`."
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
-    if y_true.shape != y_pred.shape: raise ValueError(f'y_true has {len(y_true)} labels but y_pred has {len(y_pred)}.')
+    if y_true.shape != y_pred.shape: raise UsageError(f'y_true has {len(y_true)} labels but y_pred has {len(y_pred)}.')
     bad = set(np.concatenate([y_true, y_pred]).tolist()) - set(range(n_classes))
-    if bad: raise ValueError(f'Class indices {sorted(bad)} are outside 0..{n_classes-1}: pass all {n_classes} classes.')
+    if bad: raise UsageError(f'Class indices {sorted(bad)} are outside 0..{n_classes-1}: pass all {n_classes} classes.')
     return np.bincount(y_true*n_classes + y_pred, minlength=n_classes*n_classes).reshape(n_classes, n_classes)
 
 def _ratio(a, b):
@@ -58,7 +65,7 @@ class Metrics:
     def __post_init__(self):
         self.classes, self.cm = [str(c) for c in self.classes], np.asarray(self.cm, dtype=int)
         if self.cm.shape != (len(self.classes),)*2:
-            raise ValueError(f'Confusion matrix is {self.cm.shape} but there are {len(self.classes)} classes.')
+            raise UsageError(f'Confusion matrix is {self.cm.shape} but there are {len(self.classes)} classes.')
 
     @property
     def n(self) -> int: return int(self.cm.sum())
@@ -80,6 +87,17 @@ class Metrics:
     def class_accuracy(self) -> np.ndarray:
         "Share of each class's images predicted right (NaN for a class with no images)."
         return np.where(self.support > 0, self.recall, np.nan)
+
+    # The functions below (defined further down, usable on their own) as methods
+    def to_dict(self) -> dict: return metrics_dict(self)
+    def table(self) -> pd.DataFrame: return per_class_table(self)
+    def summary(self) -> str: return summary(self)
+    def verdict(self, target:float) -> str: return verdict(self, target)
+    def most_confused(self, min_val:int=1) -> list: return most_confused(self, min_val)
+    def averages(self) -> dict: return averages(self)
+    def accuracy_lines(self) -> str: return accuracy_lines(self)
+    def _repr_markdown_(self): return f'**{summary(self)}**\n\n{_table_markdown(self)}'
+    def __str__(self): return f'{summary(self)}\n{accuracy_lines(self)}'
 
 # %% ../nbs/09_evaluate.ipynb #d5790bf9
 def metrics_from_predictions(y_true, # True class indices
@@ -173,10 +191,6 @@ def _table_markdown(m:Metrics) -> str:
     for k, a in averages(m).items(): rows.append(f'| *{k} avg* | {m.n} | | {a["precision"]:.2f} | {a["recall"]:.2f} | {a["f1"]:.2f} | |')
     return '\n'.join(rows)
 
-Metrics.to_dict, Metrics.table, Metrics.summary, Metrics.verdict = metrics_dict, per_class_table, summary, verdict
-Metrics.most_confused, Metrics.averages, Metrics.accuracy_lines = most_confused, averages, accuracy_lines
-Metrics._repr_markdown_ = lambda self: f'**{summary(self)}**\n\n{_table_markdown(self)}'
-Metrics.__str__ = lambda self: f'{summary(self)}\n{accuracy_lines(self)}'
 
 # %% ../nbs/09_evaluate.ipynb #393f6b88
 def synthetic_predictions(counts:dict, # Images per class, e.g. {'circle': 200, 'star': 12}
@@ -220,7 +234,7 @@ def evaluation_from_probs(probs, # Class probabilities, shape (n_images, n_class
     "An `Evaluation` from class probabilities and true labels."
     probs, y_true = np.asarray(probs, dtype=float), np.asarray(y_true, dtype=int)
     if probs.shape != (len(y_true), len(classes)):
-        raise ValueError(f'probs has shape {probs.shape}, expected ({len(y_true)}, {len(classes)}) for {len(classes)} classes.')
+        raise UsageError(f'probs has shape {probs.shape}, expected ({len(y_true)}, {len(classes)}) for {len(classes)} classes.')
     y_pred = probs.argmax(1)
     idx = np.arange(len(y_true))
     if losses is None: losses = -np.log(np.clip(probs[idx, y_true], 1e-12, None))
@@ -230,15 +244,9 @@ def evaluation_from_probs(probs, # Class probabilities, shape (n_images, n_class
     return Evaluation(metrics_from_predictions(y_true, y_pred, classes, split), df, probs, interp)
 
 # %% ../nbs/09_evaluate.ipynb #c24641bb
-EVAL_BS = 16  # batch 16 is the fastest on 2 cores for lite0 at 224 px (see `cnn_course.train.FEATURE_BS`)
-
 def _learner_for(obj, dl):
     "A fastai `Learner` for `obj`: itself when it is one, else a plain one around a saved run's model."
-    from fastai.learner import Learner
     if isinstance(obj, Learner): return obj
-    from fastai.data.core import DataLoaders
-    from fastai.losses import CrossEntropyLossFlat
-    import torch  # channels-last: 1.6x faster convolutions on a 2-core CPU (measured on lite0, batch 16)
     return Learner(DataLoaders(dl, dl), obj.model.to(memory_format=torch.channels_last), loss_func=CrossEntropyLossFlat())
 
 class EvalError(CourseError, ValueError):
@@ -258,11 +266,11 @@ def evaluate(learn_or_run, # A fastai `Learner`, or a saved run (`cnn_course.run
              split_name:str|None=None, # Name shown for `dl`'s split (default `split`)
             ) -> Evaluation:
     "Metrics, top losses and predictions of a model on a labelled split, through `ClassificationInterpretation`."
-    from fastai.interpret import ClassificationInterpretation
     if dl is None: dl = default_dl(learn_or_run, split, data)
     _check_vocab(learn_or_run, dl)
     learn = _learner_for(learn_or_run, dl)
-    with learn.no_bar(): probs, targs, losses = learn.get_preds(dl=dl.new(bs=min(dl.bs, EVAL_BS)), with_loss=True)
+    probs, targs = predictions(learn.model, dl)  # the one inference path (`cnn_course.inference`)
+    losses = torch.nn.functional.nll_loss(probs.clamp_min(1e-12).log(), targs, reduction='none')  # cross-entropy per image
     interp = ClassificationInterpretation(learn, dl, losses)
     items = getattr(dl, 'items', None)
     paths = list(items) if items is not None and len(items) == len(targs) else None
@@ -295,17 +303,13 @@ def _split_seed(meta:dict) -> tuple:
 
 def _run_dls(run, data):
     "Train/valid `DataLoaders` matching a saved run's preprocessing (size, normalisation, split), not augmented."
-    from cnn_course.data import get_dls
     m, (seed, mpc) = run.meta, _split_seed(run.meta)
     stats = (m['mean'], m['std']) if m.get('mean') else None
-    # bs 16: a CPU evaluates faster in small batches (their activations stay in the heap; see features.FEATURE_BS)
-    return get_dls(m['dataset'], run_data_path(run, data), size=m.get('size'), seed=seed, max_per_class=mpc, aug=False, bs=16,
+    return get_dls(m['dataset'], run_data_path(run, data), size=m.get('size'), seed=seed, max_per_class=mpc, aug=False, bs=EVAL_BS,
                    **({'stats': stats} if stats else {}))
 
 def _run_split_dl(run, dls, split, data):
     "The labelled loader of the exact `split` the run recorded: the same seed and subset, and the same files, or an error."
-    from cnn_course.data import get_test_dl, split_items, verify_split
-    from cnn_course.datasets import dataset_path
     name, path, (seed, mpc) = run.meta['dataset'], run_data_path(run, data), _split_seed(run.meta)
     verify_split(run.meta.get('split'), split, split_items(name, path, seed, mpc)[split], dataset_path(name, path))
     return get_test_dl(dls, name, path=path, split=split, max_per_class=mpc, seed=seed)
@@ -321,7 +325,6 @@ def default_dl(learn_or_run, # A fastai `Learner` or a saved run
     meta = getattr(learn_or_run, 'meta', None) or getattr(dls, 'cnn_course', None) or {}
     name = meta.get('dataset') or meta.get('name')
     if not name: raise EvalError(f'Cannot tell which dataset to load the {split} split of: pass `dl=` (a labelled DataLoader).')
-    from cnn_course.data import get_test_dl
     try:
         if dls is None: return _run_split_dl(learn_or_run, _run_dls(learn_or_run, data), split, data)
         return get_test_dl(dls, name, path=data or meta.get('data_path') or meta.get('path'), split=split)

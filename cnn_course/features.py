@@ -5,34 +5,52 @@
 # %% ../nbs/07b_features.ipynb #ca1e6063
 from __future__ import annotations
 from contextlib import contextmanager
+from pathlib import Path
 import numpy as np, torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from fastcore.basics import noop
 from fastai.vision.all import DataLoader, DataLoaders, Learner, accuracy
+from .models import encoder  # body then pool: the part whose output is cached
+from .inference import outputs, predictions
+from .featcache import cache_key, cached, preprocessing, weights_digest
 
 # %% auto #0
-__all__ = ['FEATURE_BS', 'encoder', 'pooled_features', 'WeightedFeatures', 'feature_dls', 'threads', 'head_learner', 'quiet',
-           'cached_accuracy']
+__all__ = ['FEATURE_BS', 'pooled_features', 'WeightedFeatures', 'feature_dls', 'threads', 'head_learner', 'quiet',
+           'feature_predictions', 'image_predictions', 'cached_accuracy']
 
 # %% ../nbs/07b_features.ipynb #5408573f
 def _plain(t): return t.as_subclass(torch.Tensor)
 
 FEATURE_BS = 16  # measured: inference 89 img/s at batch 16 vs 66 at 64 (lite0, 224 px, 2 cores): activations stay in the heap
 
-def encoder(model:nn.Module) -> nn.Module:
-    "The frozen part of a `create_model` model: body, pooling and flatten."
-    return nn.Sequential(model[0], *model[1][:2])
+
+def _run(enc, dl, flip):
+    xs, ys = [], []
+    with torch.no_grad():  # not inference_mode: the features feed autograd when the head trains
+        for xb, yb in dl:
+            xb = _plain(xb).flip(-1) if flip else _plain(xb)
+            xs.append(enc(xb.contiguous(memory_format=torch.channels_last))); ys.append(_plain(yb))
+    return dict(x=torch.cat(xs), y=torch.cat(ys))
+
+def _files(dl):
+    "The image files of a fastai loader, or None (tensors, generated data): only files can be cached."
+    items = getattr(dl, 'items', None)
+    return list(items) if isinstance(items, (list, tuple)) and items and all(isinstance(f, (str, Path)) for f in items) else None
 
 def pooled_features(model:nn.Module, # A `create_model` model (not NTS-Net)
                     dl:DataLoader, # Batches of (images, labels)
+                    flip:bool=False, # Of the mirrored images (test-time augmentation)
+                    cache:bool=True, # Read and write the persistent feature cache (`featcache`) when `dl` reads files
                    ) -> tuple:
     "Pooled body features and labels of every batch of `dl`."
-    enc, xs, ys = encoder(model).eval(), [], []
-    with torch.no_grad():  # not inference_mode: the features feed autograd when the head trains
-        for xb, yb in dl:
-            xs.append(enc(_plain(xb).contiguous(memory_format=torch.channels_last))); ys.append(_plain(yb))
-    return torch.cat(xs), torch.cat(ys)
+    enc, files = encoder(model).eval(), _files(dl) if cache else None
+    if files is None: out = _run(enc, dl, flip)
+    else:
+        vocab = [str(v) for v in getattr(dl, 'vocab', [])]
+        key = cache_key(weights_digest(enc), preprocessing(dl), 'pooled' + ('+hflip' if flip else ''), files, vocab)
+        out = cached(key, lambda: _run(enc, dl, flip))
+    return out['x'], out['y']
 
 class WeightedFeatures(DataLoader):
     "Cached features drawn with replacement in proportion to `wgts`, as fastai's `WeightedDL` draws images."
@@ -42,11 +60,13 @@ class WeightedFeatures(DataLoader):
 
 def feature_dls(learn:Learner, # A learner from `make_learner`
                 bs:int=64, # Batch size of the head's training
+                pooled=None, # `f(dl) -> (features, labels)`; default `pooled_features` of `learn.model` (e.g. `finetune.top_pooled`)
                ) -> DataLoaders:
     "DataLoaders of pooled features for the train and valid images of `learn.dls`."
+    pooled = pooled or (lambda dl: pooled_features(learn.model, dl))
     train = learn.dls.test_dl(learn.dls.train.items, with_labels=True, bs=FEATURE_BS)
     valid = learn.dls.valid.new(bs=FEATURE_BS)
-    (xt, yt), (xv, yv) = pooled_features(learn.model, train), pooled_features(learn.model, valid)
+    (xt, yt), (xv, yv) = pooled(train), pooled(valid)
     wgts = getattr(learn.dls.train, 'wgts', None)  # `balanced=True`: the head must draw classes as the images would
     kw = dict(bs=bs, drop_last=len(xt) > bs)
     dl = WeightedFeatures(TensorDataset(xt, yt), wgts, **kw) if wgts is not None else DataLoader(TensorDataset(xt, yt), shuffle=True, **kw)
@@ -61,7 +81,7 @@ def threads(n:int):
 
 def head_learner(learn:Learner, fdls:DataLoaders) -> Learner:
     "A learner training `learn`'s head layers (shared modules, not copies) on cached features."
-    hl = Learner(fdls, learn.model[1][2:], loss_func=learn.loss_func, metrics=accuracy, wd=learn.wd)
+    hl = Learner(fdls, learn.model.head, loss_func=learn.loss_func, metrics=accuracy, wd=learn.wd)
     return quiet(hl) if not hasattr(learn, 'progress') else hl
 
 def quiet(learn:Learner) -> Learner:
@@ -70,7 +90,24 @@ def quiet(learn:Learner) -> Learner:
     learn.logger = noop
     return learn
 
+def feature_predictions(model:nn.Module, # A `create_model` model whose body has not changed since its features were cached
+                        dl, # Labelled image batches
+                        tta:bool=False, # Average with the mirrored images' probabilities (one more pass, cached too)
+                       ) -> tuple:
+    "Probabilities and labels of `dl` through the (persistently cached) pooled features and the head."
+    dl = dl.new(bs=FEATURE_BS, shuffle=False, drop_last=False)
+    x, y = pooled_features(model, dl)
+    p = outputs(model.head, [x]).softmax(1)
+    if tta: p = (p + outputs(model.head, [pooled_features(model, dl, flip=True)[0]]).softmax(1)) / 2
+    return p, y
+
+def image_predictions(model:nn.Module, dl, tta:bool=False) -> tuple:
+    "Probabilities and labels of `dl` through the whole model; with `tta`, averaged with the mirrored images'."
+    p, y = predictions(model, dl)
+    if tta: p = (p + outputs(model, (x.flip(-1) for x, _ in dl.new(bs=FEATURE_BS, shuffle=False, drop_last=False))).softmax(1)) / 2
+    return p, y
+
 def cached_accuracy(learn:Learner, dl:DataLoader) -> float:
     "Accuracy of the head on cached features: the whole model's accuracy, as long as the body has not changed."
-    head = learn.model[1][2:].eval()
+    head = learn.model.head.eval()
     with torch.no_grad(): return sum(int((head(x).argmax(1) == y).sum()) for x, y in dl) / len(dl.dataset)

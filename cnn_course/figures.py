@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_figures.ipynb #7cd24254
 from __future__ import annotations
-import io, math
+import base64, html, io, math
 from pathlib import Path
 import numpy as np, pandas as pd
 from matplotlib.figure import Figure
@@ -13,8 +13,8 @@ from .evaluate import diagnose, pct
 from .images import open_image
 
 # %% auto #0
-__all__ = ['png', 'confusion_figure', 'per_class_figure', 'history_figure', 'top_losses_figure', 'distribution_figure',
-           'photos_figure']
+__all__ = ['png', 'png_url', 'esc', 'confusion_figure', 'per_class_figure', 'history_figure', 'thumbnail', 'top_losses_figure',
+           'distribution_figure', 'photos_figure']
 
 # %% ../nbs/09a_figures.ipynb #7ad45e9f
 def png(fig:Figure, dpi:int=100) -> bytes:
@@ -22,6 +22,15 @@ def png(fig:Figure, dpi:int=100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=dpi)
     return buf.getvalue()
+
+def png_url(data:bytes) -> str:
+    "PNG bytes as a `data:image/png;base64,...` URL (pages that embed their figures: reports, widgets)."
+    return 'data:image/png;base64,' + base64.b64encode(data).decode()
+
+def esc(x, br:bool=False) -> str:
+    "`x` as HTML text (`br`: line breaks kept as `<br>`)."
+    s = html.escape(str(x))
+    return s.replace('\n', '<br>') if br else s
 
 def _matrix(ax, cm, classes, title, fmt):
     ax.imshow(cm, cmap='Blues', vmin=0)
@@ -81,7 +90,7 @@ def history_figure(history:pd.DataFrame) -> Figure:
     return fig
 
 # %% ../nbs/09a_figures.ipynb #ee2c31c8
-def _thumb(path, size=160):
+def thumbnail(path, size:int=160):
     "The image at `path` as a thumbnail (through the one image opener), or None when it cannot be read."
     try: return open_image(path).resize((size, size))
     except CourseError: return None
@@ -94,7 +103,7 @@ def top_losses_figure(top:pd.DataFrame, # Rows of `Evaluation.top_losses`
     axs = np.atleast_1d(fig.subplots(rows, ncols)).ravel()
     for ax in axs: ax.axis('off')
     for ax, (_, r) in zip(axs, top.iterrows()):
-        im = _thumb(r.path) if r.path else None
+        im = thumbnail(r.path) if r.path else None
         if im is None: ax.text(.5, .5, 'image not found', ha='center', va='center', transform=ax.transAxes)
         else: ax.imshow(im)
         ax.set_title(f'{r.prediction} / {r.label}\n{r.loss:.2f} / {r.probability:.2f}', fontsize=9,
@@ -118,7 +127,8 @@ def distribution_figure(counts:dict, # {split: {class: images}}
     return fig
 
 # %% ../nbs/09a_figures.ipynb #dfe3c446
-def photos_figure(preds:list[PhotoPrediction]) -> Figure:
+def photos_figure(preds:list, # `report.PhotoPrediction`s
+                 ) -> Figure:
     "Each photo next to a bar chart of its top-k probabilities."
     fig = Figure(figsize=(8, 2.6*max(len(preds), 1)), layout='constrained')
     axs = np.atleast_2d(fig.subplots(max(len(preds), 1), 2, width_ratios=[1, 1.6]))

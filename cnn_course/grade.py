@@ -9,20 +9,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch
 from safetensors.torch import load_file
-from .core import CourseError
-from .backbones import BACKBONES, create_body
+from .core import CourseError, ExistsError, write_atomic
+from .backbones import BACKBONES
+from .weights import create_body
+from .models import encoder
 from .datasets import class_dirs, dataset_path, is_image
-from .evaluate import EVAL_BS, metrics_from_predictions, pct
+from .evaluate import metrics_from_predictions, pct
+from .inference import EVAL_BS, outputs
 from .evidence import NotebookError, notebook_checks, read_notebook
-from .images import ImageError, open_image
+from .images import ImageError
 from .runs import PICKLE_EXTS, RUN_FILES, RunError, load_run, normalize, read_meta, to_pixels
 from .rubric import Criterion, Rubric, load_rubric
 
 # %% auto #0
 __all__ = ['ITEM_FIX', 'MODEL_ERRORS', 'InstructorError', 'TestSetError', 'TestSet', 'body_of', 'run_logits', 'reference_arch',
            'pretrained_body', 'use_references', 'body_similarity', 'check_transfer', 'check_notebook', 'check_accuracy',
-           'md_escape', 'Result', 'grade_model', 'grade_notebook', 'grade_parts', 'pack_submission', 'self_check',
-           'add_commands']
+           'md_escape', 'Result', 'grade_model', 'grade_notebook', 'grade_parts', 'pack_submission', 'self_check']
 
 # %% ../nbs/12_grade.ipynb #5ee43e6e
 def _npy(a:np.ndarray):
@@ -75,7 +77,6 @@ class TestSet:
               folder:Path|None=None, # Keep the pixels in `.npy` files here (mapped by grading processes)
              ):
         "Decode every image at every size once; `TestSetError` naming the unreadable images."
-        from cnn_course.core import write_atomic
         for s in sorted(set(sizes)):
             if s in self._pixels or s in self.pixel_files: continue
             if folder is None: self._pixels[s] = torch.from_numpy(self._decode_all(s))
@@ -96,15 +97,14 @@ class TestSet:
 
 # %% ../nbs/12_grade.ipynb #bd6ef4ca
 def body_of(model) -> torch.nn.Module|None:
-    "The backbone body of a `create_model` model (`model[0]`) or of an NTS-Net (`model.body`)."
-    if hasattr(model, 'navigator'): return model.body
-    return model[0] if isinstance(model, torch.nn.Sequential) and len(model) == 2 else None
+    "The backbone body of a course model (`model.body`, NTS-Net included), or None for any other module."
+    return getattr(model, 'body', None)
 
 def _feature_key(model, meta) -> str|None:
     "Hash of the body's weights, the preprocessing and the pooling; None when the model has no separable head."
-    if hasattr(model, 'navigator') or body_of(model) is None: return None
-    h = hashlib.sha1(repr((meta['arch'], meta['size'], list(meta['mean']), list(meta['std']), repr(model[1][:2]))).encode())
-    for k, v in model[0].state_dict().items(): h.update(k.encode()); h.update(v.detach().contiguous().numpy().tobytes())
+    if not getattr(model, 'separable', False): return None
+    h = hashlib.sha1(repr((meta['arch'], meta['size'], list(meta['mean']), list(meta['std']), repr(model.pool))).encode())
+    for k, v in model.body.state_dict().items(): h.update(k.encode()); h.update(v.detach().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 def _cpu_seconds() -> float:
@@ -120,10 +120,8 @@ def _features(test, key, enc, bs):
     if key in test._features: return test._features[key]
     f = None if test.feature_dir is None else Path(test.feature_dir)/f'{key}.npy'
     if f is not None and f.exists(): return torch.from_numpy(np.load(f))
-    feats = torch.cat([enc(x.contiguous(memory_format=torch.channels_last)) for x in bs()])
-    if f is not None:
-        from cnn_course.core import write_atomic
-        write_atomic(f, _npy(feats.numpy()))
+    feats = outputs(enc, bs())
+    if f is not None: write_atomic(f, _npy(feats.numpy()))
     else: test._features = {**dict(list(test._features.items())[-7:]), key: feats}
     return feats
 
@@ -133,12 +131,11 @@ def run_logits(run, # From `load_run`
               ) -> torch.Tensor:
     "Logits of `run` on every image of `test`, reusing a shared body's features; TimeoutError past `limit`."
     test.pixels(run.size)  # decoding the test set is the grader's work: it does not count against the student's time
-    t0, meta, model = _cpu_seconds(), run.meta, run.model.eval()
+    t0, meta, model = _cpu_seconds(), run.meta, run.model
     bs = lambda: _timed(test.batches(run.size, meta['mean'], meta['std']), limit, t0)
-    with torch.no_grad():
-        key = _feature_key(model, meta)
-        if key is None: return torch.cat([model(x) for x in bs()])
-        return model[1][2:](_features(test, key, torch.nn.Sequential(model[0], *model[1][:2]), bs))
+    key = _feature_key(model, meta)
+    if key is None: return outputs(model, bs())  # the one inference path (`cnn_course.inference`)
+    return outputs(model.head, [_features(test, key, encoder(model), bs)])
 
 # %% ../nbs/12_grade.ipynb #630baa17
 _PRETRAINED = {} # base arch -> pretrained body state dict (a class grading loads them from the preflight's files)
@@ -146,7 +143,7 @@ _PRETRAINED = {} # base arch -> pretrained body state dict (a class grading load
 def reference_arch(arch:str) -> str:
     "The backbone whose pretrained body `arch` starts from ('ntsnet' starts from its base)."
     b = BACKBONES[arch]
-    return b.model if b.source == 'ntsnet' else arch
+    return b.base
 
 def pretrained_body(arch:str) -> dict:
     "The pretrained body weights of `arch` (its base for NTS-Net); an error naming the fix when this machine has none."
@@ -169,7 +166,7 @@ def check_transfer(meta:dict, run, c:Criterion) -> tuple:
     "Did the run start from a registered pretrained backbone, and are its weights not a random init?"
     arch, src = meta.get('arch'), str(meta.get('weights_source') or 'not recorded')
     if arch not in BACKBONES: return False, f'backbone {arch!r} is not registered. Use one of: {", ".join(BACKBONES)}.'
-    if BACKBONES[arch].source == 'scratch' or not meta.get('pretrained') or src.startswith('random init'):
+    if not BACKBONES[arch].pretrainable or not meta.get('pretrained') or src.startswith('random init'):
         return False, f'{arch} was trained from a random init ({src[:60]}). Train with pretrained=True (the default) on a pretrained backbone.'
     if c.params['allowed'] and arch not in c.params['allowed']: return False, f'{arch} is not one of the allowed backbones: {", ".join(c.params["allowed"])}.'
     if run is None: return False, 'the weights could not be loaded, so the pretrained start cannot be checked (see the accuracy criterion).'
@@ -316,7 +313,7 @@ def pack_submission(notebook:Path, # The executed notebook
     read_notebook(notebook)
     read_meta(run_dir)
     if not (run_dir/'model.safetensors').exists(): raise RunError(f'{run_dir} has no model.safetensors: pickles (.pkl, .pt) are not accepted. Save with save_run.')
-    if out.exists() and any(out.iterdir()): raise FileExistsError(f'{out} is not empty; choose a new folder.')
+    if out.exists() and any(out.iterdir()): raise ExistsError(f'{out} is not empty; choose a new folder.')
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy2(notebook, out/notebook.name)
     for f in RUN_FILES:
@@ -333,10 +330,3 @@ def self_check(notebook:Path, # Your executed notebook
     data = Path(data) if data else dataset_path(rubric.dataset, download=False)
     test = TestSet(data/'test', rubric.classes)
     return grade_parts('self-check', Path(notebook), Path(run_dir), rubric, test, _dataset_names(data))
-
-# %% ../nbs/12_grade.ipynb #49a5ae8b
-def add_commands(sub):
-    "Add `submit`, `grade` and `gradescope` to the `cnn-course` command line."
-    from cnn_course.classroom import add_commands as classroom_commands
-    from cnn_course.lms import add_commands as lms_commands
-    classroom_commands(sub); lms_commands(sub)

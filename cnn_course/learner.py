@@ -12,7 +12,8 @@ from torch import nn
 from fastai.vision.all import (Callback, ClassificationInterpretation, CrossEntropyLossFlat, DataLoaders, Learner, Normalize,
                                accuracy, flatten_check, patch, to_np)
 from fastai.callback.schedule import LRFinder
-from .backbones import HeadCfg, create_model, get_backbone, param_groups
+from .backbones import HeadCfg, get_backbone
+from .models import CourseModel, create_model, param_groups
 from .core import cache_dir
 from .evaluate import metrics_from_predictions
 from .features import FEATURE_BS, feature_dls
@@ -24,14 +25,12 @@ __all__ = ['BodyHead', 'body_frozen', 'CachedBody', 'seconds', 'EpochLog', 'cour
            'test_accuracy']
 
 # %% ../nbs/08a_learner.ipynb #4adfda05
-class BodyHead(nn.Sequential):
-    "`nn.Sequential(body, head)` that also accepts the body's pooled features (a 2-D batch) and runs the head's last layers on them."
-    def forward(self, x):
-        return self[1][2:](x) if x.ndim == 2 else super().forward(x)
+class BodyHead(CourseModel):
+    "A `CourseModel` (its `forward` also accepts the body's pooled features, a 2-D batch, and runs `head` on them)."
 
 def body_frozen(model:nn.Module) -> bool:
     "True when no weight of the body (convolutions, linear layers: tensors of 2 or more dimensions) is trainable."
-    return not any(p.requires_grad for p in model[0].parameters() if p.ndim > 1)
+    return not any(p.requires_grad for p in model.body.parameters() if p.ndim > 1)
 
 # %% ../nbs/08a_learner.ipynb #7ca6eeea
 class CachedBody(Callback):

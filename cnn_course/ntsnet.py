@@ -9,7 +9,9 @@ from dataclasses import dataclass, replace
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from torchvision.ops import nms, roi_align
-from .backbones import HeadCfg, create_body, get_backbone
+from .backbones import HeadCfg, get_backbone
+from .core import UsageError
+from .weights import create_body
 
 # %% auto #0
 __all__ = ['NTSConfig', 'level_anchors', 'make_anchors', 'Navigator', 'hard_nms', 'ranking_loss', 'NTSNet', 'NTSLoss',
@@ -31,8 +33,8 @@ class NTSConfig:
     margin:float=1.0 # Margin of the ranking hinge loss
 
     def __post_init__(self):
-        if not 0 < self.cat <= self.proposals: raise ValueError(f'need 0 < cat <= proposals, got {self.cat}, {self.proposals}')
-        if len(self.sizes) != 3 or len(self.scales) != 3: raise ValueError('the navigator has 3 pyramid levels: '
+        if not 0 < self.cat <= self.proposals: raise UsageError(f'need 0 < cat <= proposals, got {self.cat}, {self.proposals}')
+        if len(self.sizes) != 3 or len(self.scales) != 3: raise UsageError('the navigator has 3 pyramid levels: '
                                                                            'give 3 sizes and 3 scale tuples')
     def n_anchors(self, level:int) -> int: return len(self.scales[level]) * len(self.ratios)
 
@@ -94,10 +96,12 @@ def ranking_loss(scores:Tensor, # Navigator scores of the kept regions, (B, M)
 # %% ../nbs/06_ntsnet.ipynb #5d9ebb5d
 class NTSNet(nn.Module):
     "Navigator–Teacher–Scrutinizer on a backbone `body` (any module giving a (B, C, h, w) map)."
+    separable = False  # its head needs the image (it crops parts), not only the pooled features
     def __init__(self, body:nn.Module, features:int, n_out:int, cfg:NTSConfig|None=None, dropout:float=0.5):
         super().__init__()
         self.cfg = cfg = cfg or NTSConfig()
         self.body, self.navigator = body, Navigator(features, cfg)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())  # no weights: saved runs keep their names
         self.drop = nn.Dropout(dropout)
         self.raw_fc, self.part_fc = nn.Linear(features, n_out), nn.Linear(features, n_out)
         self.concat_fc = nn.Linear(features * (cfg.cat + 1), n_out)
@@ -105,7 +109,7 @@ class NTSNet(nn.Module):
     def features(self, x:Tensor) -> tuple[Tensor, Tensor]:
         "The feature map and its average-pooled vector."
         fmap = self.body(x)
-        return fmap, fmap.mean((2, 3))
+        return fmap, self.pool(fmap)
 
     def propose(self, x:Tensor, fmap:Tensor|None=None, k:int|None=None) -> tuple[Tensor, Tensor]:
         "The navigator's top-`k` regions after hard NMS: boxes (B, k, 4) in pixels and their scores (B, k)."
@@ -131,9 +135,14 @@ class NTSNet(nn.Module):
         if not self.training: return concat
         return self.raw_fc(self.drop(feat)), concat, self.part_fc(part_feat), part_scores
 
+    @property
+    def head(self) -> nn.Module:
+        "Everything after the body: the navigator and the three classifiers."
+        return nn.ModuleList([self.navigator, self.raw_fc, self.part_fc, self.concat_fc])
+
     def param_groups(self) -> list:
-        "[body, navigator and classifiers]: a fastai `splitter`."
-        return [list(self.body.parameters()), [p for n, p in self.named_parameters() if not n.startswith('body.')]]
+        "[body, head]: a fastai `splitter`."
+        return [list(self.body.parameters()), list(self.head.parameters())]
 
 # %% ../nbs/06_ntsnet.ipynb #d0ef3ed6
 class NTSLoss(nn.Module):
@@ -163,7 +172,7 @@ def create_ntsnet(n_out:int, # Number of classes
                  ) -> NTSNet:
     "An NTS-Net on the body of a registry backbone; `.weights_source` says where the body's weights came from."
     b = get_backbone(base)
-    if b.source == 'ntsnet': raise ValueError("NTS-Net needs a plain backbone as its base, not 'ntsnet'")
+    if b.composite: raise UsageError("NTS-Net needs a plain backbone as its base, not 'ntsnet'")
     body, source = create_body(base, pretrained, weights)
     cfg = replace(cfg or NTSConfig(), base=base)
     model = NTSNet(body, b.features, n_out, cfg, dropout=(head.dropout if head else 0.5))

@@ -4,22 +4,22 @@
 
 # %% ../nbs/10_report.ipynb #cd3c74cc
 from __future__ import annotations
-import base64, hashlib, html, io, json, math, os, re, sys
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 import numpy as np, pandas as pd
-from matplotlib.figure import Figure
-from .core import write_atomic
+from .core import UsageError, write_atomic
+from .data import class_counts, folder_dl
+from .runs import load_run
 from .images import open_photo
-from .figures import (png, confusion_figure, per_class_figure, history_figure, top_losses_figure,
+from .figures import (esc, png, png_url, confusion_figure, per_class_figure, history_figure, top_losses_figure,
                                 distribution_figure, photos_figure)
-from .evaluate import Evaluation, diagnose, evaluate, evaluation_from_probs, pct, synthetic_predictions, wilson_interval
+from .evaluate import Evaluation, diagnose, evaluate, pct
 
 # %% auto #0
 __all__ = ['FIGURES', 'PhotoPrediction', 'predict_photos', 'Report', 'per_class_html', 'report_html', 'report_metrics',
-           'save_report', 'class_distribution', 'build_report', 'run_row', 'parse_reported', 'reported_accuracies',
-           'Comparison', 'compare_runs', 'add_commands']
+           'save_report', 'class_distribution', 'build_report', 'add_commands']
 
 # %% ../nbs/10_report.ipynb #6ba3b793
 @dataclass
@@ -92,6 +92,12 @@ class Report:
     @cached_property
     def pngs(self) -> dict: return {k: png(f) for k, f in self.figures.items()}
 
+    # The functions below (usable on their own) as methods
+    def save(self, folder:Path) -> Path: return save_report(self, folder)
+    def to_dict(self) -> dict: return report_metrics(self)
+    def _repr_markdown_(self): return _report_md(self)
+    def _repr_html_(self): return f'<style>{_CSS}</style>' + report_html(self).split('<body>', 1)[1].removesuffix('</body></html>')
+
 # %% ../nbs/10_report.ipynb #3c508e64
 _CSS = ('.cnnr{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222} .cnnr img{max-width:100%}'
         '.cnnr table{border-collapse:collapse;margin:.5em 0} .cnnr td,.cnnr th{border:1px solid #ccc;padding:2px 8px;text-align:right}'
@@ -100,44 +106,42 @@ _CSS = ('.cnnr{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#22
 _CAPTIONS = {'confusion': 'Confusion matrix', 'history': 'Training curves', 'per_class': 'Accuracy per class',
              'top_losses': 'Top losses', 'distribution': 'Class distribution', 'photos': 'Predictions on photos'}
 
-def _esc(x) -> str: return html.escape(str(x))
-
 def per_class_html(m) -> str:
     "The per-class table as HTML; the weakest class and classes clearly below overall are highlighted."
     head = '<tr><th>class</th><th>images</th><th>accuracy</th><th>95% CI</th><th>precision</th><th>recall</th><th>F1</th><th></th></tr>'
     rows = []
     for _, r in m.table().iterrows():
         cls = ' class="weak"' if r.flag.startswith('weakest') else ' class="low"' if r.flag else ''
-        rows.append(f'<tr{cls}><td>{_esc(r["class"])}</td><td>{r.support}</td><td>{pct(r.accuracy)}</td>'
+        rows.append(f'<tr{cls}><td>{esc(r["class"])}</td><td>{r.support}</td><td>{pct(r.accuracy)}</td>'
                     f'<td>{pct(r.acc_low)} – {pct(r.acc_high)}</td><td>{r.precision:.3f}</td><td>{r.recall:.3f}</td>'
-                    f'<td>{r.f1:.3f}</td><td>{_esc(r.flag)}</td></tr>')
+                    f'<td>{r.f1:.3f}</td><td>{esc(r.flag)}</td></tr>')
     for k, a in m.averages().items():
         rows.append(f'<tr><td><i>{k} avg</i></td><td>{m.n}</td><td></td><td></td><td>{a["precision"]:.3f}</td>'
                     f'<td>{a["recall"]:.3f}</td><td>{a["f1"]:.3f}</td><td></td></tr>')
     return f'<table>{head}{"".join(rows)}</table>'
 
-def _details(meta:dict) -> str:
+def _run_details(meta:dict) -> str:
     keys = ('arch', 'dataset', 'size', 'pretrained', 'weights_source', 'epochs', 'seed', 'seconds', 'metrics', 'created')
-    return ''.join(f'<tr><td>{k}</td><td>{_esc(meta[k])}</td></tr>' for k in keys if k in meta)
+    return ''.join(f'<tr><td>{k}</td><td>{esc(meta[k])}</td></tr>' for k in keys if k in meta)
 
 def _body(parts) -> str: return f'<div class="cnnr">{"".join(parts)}</div>'
 
 def report_html(r:Report, images:dict|None=None) -> str:
     "The whole report as one self-contained HTML page (`images`: name -> src, default embedded PNGs)."
     m = r.metrics
-    src = images or {k: 'data:image/png;base64,' + base64.b64encode(v).decode() for k, v in r.pngs.items()}
-    warn = '' if m.split == 'test' else (f'<p class="warn">These numbers come from the {_esc(m.split)} split, which was '
+    src = images or {k: png_url(v) for k, v in r.pngs.items()}
+    warn = '' if m.split == 'test' else (f'<p class="warn">These numbers come from the {esc(m.split)} split, which was '
             'used while training (to pick epochs and settings): they flatter the model. Report a test-split number.</p>')
-    target = f'<p>{_esc(m.verdict(r.target))}</p>' if r.target else ''
-    confused = ', '.join(f'{_esc(a)} → {_esc(b)} ({n})' for a, b, n in m.most_confused()[:8]) or 'none'
-    diag = f'<p><b>Diagnosis:</b> {_esc(diagnose(r.history))}</p>' if 'history' in src else ''
+    target = f'<p>{esc(m.verdict(r.target))}</p>' if r.target else ''
+    confused = ', '.join(f'{esc(a)} → {esc(b)} ({n})' for a, b, n in m.most_confused()[:8]) or 'none'
+    diag = f'<p><b>Diagnosis:</b> {esc(diagnose(r.history))}</p>' if 'history' in src else ''
     fig = lambda k: f'<h2>{_CAPTIONS[k]}</h2><img alt="{k}" src="{src[k]}">' if k in src else ''
-    parts = [f'<h1>{_esc(r.title)}</h1>', warn, f'<p><b>{_esc(m.summary())}</b></p>', target,
+    parts = [f'<h1>{esc(r.title)}</h1>', warn, f'<p><b>{esc(m.summary())}</b></p>', target,
              per_class_html(m), fig('confusion'), f'<p><b>Most confused</b> (actual → predicted): {confused}</p>',
              fig('history'), diag, fig('per_class'), fig('top_losses'), fig('distribution'), fig('photos'),
-             f'<h2>In the original projects\' format</h2><pre>{_esc(m.accuracy_lines())}</pre>',
-             f'<h2>Run</h2><table>{_details(r.meta)}</table>' if r.meta else '']
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_esc(r.title)}</title><style>{_CSS}</style>'
+             f'<h2>In the original projects\' format</h2><pre>{esc(m.accuracy_lines())}</pre>',
+             f'<h2>Run</h2><table>{_run_details(r.meta)}</table>' if r.meta else '']
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{esc(r.title)}</title><style>{_CSS}</style>'
             f'</head><body>{_body(parts)}</body></html>')
 
 # %% ../nbs/10_report.ipynb #a173be50
@@ -165,8 +169,6 @@ def _report_md(r:Report) -> str:
     d = f'\n\n{diagnose(r.history)._repr_markdown_()}' if r.history is not None and len(r.history) else ''
     return f'### {r.title}{warn}\n\n{m._repr_markdown_()}{d}'
 
-Report.save, Report._repr_markdown_, Report.to_dict = save_report, _report_md, report_metrics
-Report._repr_html_ = lambda self: f'<style>{_CSS}</style>' + report_html(self).split('<body>', 1)[1].removesuffix('</body></html>')
 
 # %% ../nbs/10_report.ipynb #1f5eae89
 def class_distribution(dataset:str|None, # Dataset name
@@ -174,7 +176,6 @@ def class_distribution(dataset:str|None, # Dataset name
                       ) -> dict|None:
     "Images per class in each split of the dataset on disk (`cnn_course.data.class_counts`), or None when unknown."
     if not dataset: return None
-    from cnn_course.data import class_counts
     try: return class_counts(dataset, path).to_dict()
     except (OSError, ValueError, KeyError): return None
 
@@ -186,10 +187,8 @@ def build_report(run_dir:Path, # A run folder written by training
                  test_folder:Path|None=None, # Any labelled folder (CLASS/*.jpg) to evaluate on instead of the run's split
                 ) -> Report:
     "Evaluate a saved run on a labelled split (or folder) and gather everything a report shows."
-    from cnn_course.runs import load_run
     run = load_run(run_dir)
     if test_folder is not None:
-        from cnn_course.data import folder_dl
         ev = evaluate(run, folder_dl(test_folder, run.classes, run.size, (run.meta['mean'], run.meta['std'])), split_name='test')
         dist = {'test folder': dict(zip(ev.metrics.classes, ev.metrics.support.tolist()))}
     else:
@@ -198,102 +197,11 @@ def build_report(run_dir:Path, # A run folder written by training
     preds = predict_photos(run, list(photos)) if photos else []
     return Report(ev, run.history, run.meta, dist, preds, target)
 
-# %% ../nbs/10_report.ipynb #5aed8d1f
-def run_row(run_dir:Path) -> dict:
-    "One row of the comparison table from a run folder's model.json."
-    f = Path(run_dir)/'model.json'
-    if not f.is_file(): raise FileNotFoundError(f'{run_dir} is not a run folder: it has no model.json. Pass folders written by training.')
-    m = json.loads(f.read_text())
-    met, sec = m.get('metrics', {}), m.get('seconds', {})
-    return {'run': Path(run_dir).name, 'dataset': m.get('dataset'), 'backbone': m.get('arch'), 'size': m.get('size'),
-            'pretrained': m.get('pretrained'), 'epochs': m.get('epochs'), 'seconds': sec.get('total'),
-            'valid accuracy': met.get('valid_accuracy'), 'test accuracy': met.get('test_accuracy'), **_test_interval(met)}
-
-def _test_interval(met:dict) -> dict:
-    "The 95% interval of the test accuracy and its image count (None when the run has no test number)."
-    acc, n = met.get('test_accuracy'), met.get('n_test')
-    lo, hi = wilson_interval(round(acc*n), n) if acc is not None and n else (None, None)
-    return {'test accuracy low': lo, 'test accuracy high': hi, 'n test': n}
-
-def parse_reported(texts) -> list[dict]:
-    "Turn registry lines like 'ResNet50: 89% test accuracy' into `{label, accuracy, kind, text}` ('reported' or 'target')."
-    out = []
-    for t in texts:
-        if not (num := re.search(r'(>=|≥)?\s*(\d+(?:\.\d+)?)\s*%', t)): continue
-        label = t.split(':')[0].strip() if ':' in t else t
-        out.append({'label': label, 'accuracy': float(num[2])/100, 'kind': 'target' if num[1] else 'reported', 'text': t})
-    return out
-
-def reported_accuracies(dataset:str|None) -> list[dict]:
-    "Accuracies the original projects reported for `dataset`, from the dataset registry."
-    try: from cnn_course.datasets import DATASETS
-    except ImportError: return []
-    spec = DATASETS.get(dataset or '')
-    return parse_reported(spec.reported) if spec else []
-
-# %% ../nbs/10_report.ipynb #8630d407
-@dataclass
-class Comparison:
-    "A table of runs and the accuracies the original projects reported."
-    table:pd.DataFrame # One row per run
-    reported:list=field(default_factory=list) # [{label, accuracy, kind, text}]
-
-    def accuracy(self) -> pd.Series:
-        "Each run's test accuracy, or its validation accuracy when it has no test number."
-        return self.table['test accuracy'].fillna(self.table['valid accuracy'])
-
-    def figure(self) -> Figure:
-        "Bars of each run's accuracy (hatched when only a validation number exists) and the reported ones in grey."
-        t, rep = self.table, [r for r in self.reported if r['kind'] == 'reported']
-        labels = [f"{r.run}\n{r.backbone} {r['size'] or ''}" for _, r in t.iterrows()] + [f"{r['label']}\n(original)" for r in rep]
-        vals = list(self.accuracy().astype(float)) + [r['accuracy'] for r in rep]
-        fig = Figure(figsize=(max(5, 1.3*len(vals) + 1), 3.8), layout='constrained')
-        ax = fig.subplots()
-        bars = ax.bar(range(len(vals)), np.nan_to_num(vals), color=['tab:blue']*len(t) + ['tab:grey']*len(rep))
-        for b, valid_only in zip(bars, t['test accuracy'].isna()):
-            if valid_only: b.set_hatch('//')
-        for i, v in enumerate(vals): ax.text(i, (v or 0) + .01, pct(v), ha='center', fontsize=9)
-        for r in self.reported:
-            if r['kind'] == 'target': ax.axhline(r['accuracy'], ls='--', color='tab:red', label=r['text'])
-        ax.set_xticks(range(len(vals))); ax.set_xticklabels(labels, fontsize=8)
-        ax.set(ylim=(0, 1.08), ylabel='test accuracy (hatched: valid only)', title='Runs compared')
-        if any(r['kind'] == 'target' for r in self.reported): ax.legend(loc='lower right', fontsize=8)
-        return fig
-
-    def _repr_markdown_(self):
-        rep = ''.join(f"\n- {r['text']}" for r in self.reported)
-        t = self.table.astype(object).where(self.table.notna(), '')
-        rows = ['| ' + ' | '.join(t.columns) + ' |', '|' + '---|'*len(t.columns)]
-        rows += ['| ' + ' | '.join(pct(v) if 'accuracy' in c and v != '' else str(v) for c, v in r.items()) + ' |' for _, r in t.iterrows()]
-        return '\n'.join(rows) + (f'\n\nReported by the original projects:{rep}' if rep else '')
-
-    def save(self, folder:Path) -> Path:
-        "Write comparison.csv and comparison.png into `folder`."
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        _write(folder/'comparison.csv', self.table.to_csv(index=False))
-        _write(folder/'comparison.png', png(self.figure()))
-        return folder
-
-def compare_runs(run_dirs:list, # Run folders written by training
-                 reported:list|dict|None=None, # Original accuracies: {label: accuracy} or registry-style lines; default: registry
-                ) -> Comparison:
-    "Table and chart of several saved runs, best test accuracy first, with the originally reported accuracies."
-    if not run_dirs: raise ValueError('Give at least one run folder to compare.')
-    t = pd.DataFrame([run_row(d) for d in run_dirs])
-    t = t.assign(_a=t['test accuracy'].fillna(t['valid accuracy'])).sort_values('_a', ascending=False, kind='stable')
-    t = t.drop(columns='_a').reset_index(drop=True)
-    if reported is None: reported = [r for ds in dict.fromkeys(t.dataset) for r in reported_accuracies(ds)]
-    elif isinstance(reported, dict): reported = [{'label': k, 'accuracy': v, 'kind': 'reported', 'text': f'{k}: {pct(v)}'} for k, v in reported.items()]
-    else: reported = parse_reported(reported)
-    return Comparison(t, reported)
-
 # %% ../nbs/10_report.ipynb #09cd51d1
 def _cmd_report(args) -> int:
     if args.test_folder and (args.data or args.split != 'test'):
-        from cnn_course.core import UsageError
         raise UsageError('--test-folder is evaluated on its own: leave out --data and --split.')
-    if args.target is not None and not 0 < args.target <= 1: 
-        from cnn_course.core import UsageError
+    if args.target is not None and not 0 < args.target <= 1:
         raise UsageError(f'--target is an accuracy between 0 and 1 (e.g. 0.85), got {args.target}.')
     rep = build_report(args.model, args.data, args.split, args.photo, args.target, args.test_folder)
     out = rep.save(args.out)
@@ -302,15 +210,8 @@ def _cmd_report(args) -> int:
     print(f'Report written to {out/"report.html"}')
     return 0
 
-def _cmd_compare(args) -> int:
-    cmp = compare_runs(args.runs)
-    print(cmp.table.to_string(index=False))
-    for r in cmp.reported: print(f"reported by the original project: {r['text']}")
-    if args.out: print(f'Saved to {cmp.save(args.out)}')
-    return 0
-
 def add_commands(sub):
-    "Add `report` and `compare` to the `cnn-course` command line."
+    "Add `report` to the `cnn-course` command line."
     p = sub.add_parser('report', help='evaluate a saved run on a labelled split and write an HTML report')
     p.add_argument('--model', required=True, type=Path, help='run folder written by training')
     p.add_argument('--data', type=Path, help='dataset folder (default: the one the run was trained on)')
@@ -320,7 +221,3 @@ def add_commands(sub):
     p.add_argument('--target', type=float, help='accuracy to reach, e.g. 0.85')
     p.add_argument('--test-folder', type=Path, help="evaluate on this labelled folder (CLASS/*.jpg) instead of the run's test split")
     p.set_defaults(func=_cmd_report)
-    c = sub.add_parser('compare', help='compare saved runs: backbone, size, epochs, seconds, test accuracy')
-    c.add_argument('runs', nargs='+', type=Path, help='run folders')
-    c.add_argument('--out', type=Path, help='folder to save comparison.csv and comparison.png')
-    c.set_defaults(func=_cmd_compare)

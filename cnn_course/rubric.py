@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from .backbones import BACKBONES
+from .core import CourseError, ExistsError, NotAvailableError
 
 # %% auto #0
 __all__ = ['KINDS', 'NOTEBOOK_ITEMS', 'PARAMS', 'FLOWERS_RUBRIC', 'RubricError', 'Criterion', 'Rubric', 'parse_rubric',
@@ -52,7 +53,7 @@ description = "Accuracy on the hidden test set of at least 85%"
 threshold = 0.85
 '''
 
-class RubricError(ValueError):
+class RubricError(CourseError, ValueError):
     "A rubric file that cannot be used."
 
 @dataclass(frozen=True)
@@ -124,10 +125,10 @@ def parse_rubric(text:str, # TOML text
 def load_rubric(path:Path|None=None) -> Rubric:
     "The rubric in the TOML file `path`; the flowers rubric when None."
     if path is None: return parse_rubric(FLOWERS_RUBRIC, 'flowers rubric')
-    if not Path(path).exists(): raise FileNotFoundError(f'No rubric at {path}. Write the default with `write_default_rubric(path)` and edit it.')
+    if not Path(path).exists(): raise NotAvailableError(f'No rubric at {path}. Write the default with `write_default_rubric(path)` and edit it.')
     return parse_rubric(Path(path).read_text(), str(path))
 
 def write_default_rubric(path:Path) -> Path:
     "Write the flowers rubric to `path`, as a start for your own."
-    if Path(path).exists(): raise FileExistsError(f'{path} exists; choose another name.')
+    if Path(path).exists(): raise ExistsError(f'{path} exists; choose another name.')
     Path(path).write_text(FLOWERS_RUBRIC); return Path(path)

@@ -4,16 +4,16 @@
 
 # %% ../nbs/07_runs.ipynb #7af96900
 from __future__ import annotations
-import glob, io, json, math, os, platform, secrets, shutil, signal, time
-from dataclasses import asdict
+import glob, json, math, os, platform, secrets, shutil, signal, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from . import __version__
-from .core import CourseError, read_small, tune_malloc, write_atomic
-from .backbones import BACKBONES, HeadCfg, create_model, get_backbone
+from .core import md_table, CourseError, read_small, tune_malloc, write_atomic
+from .backbones import BACKBONES, HeadCfg, get_backbone
+from .models import create_model
+from .inference import EVAL_BS, outputs
 from .images import center_crop, open_image
 
 # %% auto #0
@@ -233,10 +233,9 @@ class Run:
         "A normalised batch: the same centred crop and resize as the validation and test images."
         return normalize(torch.stack([to_pixels(i, self.size) for i in images]), self.meta['mean'], self.meta['std'])
 
-    def probabilities(self, images:list, bs:int=64) -> torch.Tensor:
-        "Class probabilities, one row per image."
-        with torch.inference_mode():
-            return torch.cat([self.model(self.preprocess(images[i:i+bs])).softmax(1) for i in range(0, len(images), bs)])
+    def probabilities(self, images:list, bs:int=EVAL_BS) -> torch.Tensor:
+        "Class probabilities, one row per image (through `cnn_course.inference.outputs`, as every evaluation)."
+        return outputs(self.model, (self.preprocess(images[i:i+bs]) for i in range(0, len(images), bs))).softmax(1)
 
     def predict(self, images:list, # Paths, bytes, PIL images or arrays
                 k:int=3, # How many classes per image
@@ -251,7 +250,7 @@ class Run:
         rows = [('backbone', m['arch']), ('pretrained', f"{m['pretrained']} ({m.get('weights_source', '?')})"),
                 ('classes', ', '.join(self.classes)), ('image size', self.size)]
         rows += [(k, f'{v:.4f}' if isinstance(v, float) else v) for k, v in acc.items()]
-        return f'**Run** `{self.path}`\n\n| | |\n|---|---|\n' + '\n'.join(f'| {a} | {b} |' for a, b in rows)
+        return f'**Run** `{self.path}`\n\n' + md_table(['', ''], rows)
 
     def __repr__(self): return f"Run({str(self.path)!r}, arch={self.meta['arch']!r}, classes={len(self.classes)})"
 

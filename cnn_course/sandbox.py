@@ -35,6 +35,7 @@ def _why(e:OSError) -> str:
 def stage_submission(src:Path, # The student's folder
                      dst:Path, # A new private folder
                      max_bytes:int, # Size cap of one file
+                     max_notebooks:int=MAX_NOTEBOOKS, # Notebooks copied (a lesson submission has one per lesson)
                     ) -> dict:
     "Copy the run files and notebooks of `src` into `dst` safely: {'hashes', 'refused', 'pickles', 'links'}."
     from cnn_course.runs import PICKLE_EXTS, RUN_FILES
@@ -42,7 +43,7 @@ def stage_submission(src:Path, # The student's folder
     info = dict(hashes={}, refused={}, pickles=[], links={})
     try: entries = sorted(os.scandir(src), key=lambda e: e.name)[:10_000]
     except OSError as e: info['refused']['folder'] = _why(e); return info
-    nbs = [e for e in entries if e.name.endswith('.ipynb')][:MAX_NOTEBOOKS]
+    nbs = [e for e in entries if e.name.endswith('.ipynb')][:max_notebooks]
     for e in entries:
         if e.name.lower().endswith(PICKLE_EXTS): info['pickles'].append(e.name); (dst/e.name).touch()
         if e.is_symlink(): info['links'][e.name] = os.readlink(e.path)

@@ -14,15 +14,17 @@ from fastai.vision.all import (Callback, DataLoader, DataLoaders, Learner, Cross
 from fastai.callback.schedule import LRFinder, ParamScheduler
 from .core import CourseError, UsageError, tune_malloc
 from .distrib import distributed, distrib_overrides, is_main, require_lr, unwrap
-from .backbones import HeadCfg, create_model, get_backbone, param_groups
+from .backbones import HeadCfg, get_backbone
+from .models import create_model, param_groups
 from .data import get_dls, get_test_dl
 from .datasets import dataset_path
-from .features import (FEATURE_BS, WeightedFeatures, cached_accuracy, encoder, feature_dls, head_learner,
-                                 pooled_features, quiet, threads)
+from .features import (FEATURE_BS, WeightedFeatures, cached_accuracy, encoder, feature_dls, feature_predictions,
+                                 head_learner, image_predictions, pooled_features, quiet, threads)
 from .guards import FiniteGuard, TrainError, check_recipe, check_trained
 from .datasets import get_dataset
 from .ntsnet import NTSLoss, NTSNet
 from .runs import HISTORY_COLS, check_run_folder, save_run
+from .finetune import TopModel, fit_top, top_of, top_pooled, top_predictions
 
 # %% auto #0
 __all__ = ['RECIPES', 'SUGGESTERS', 'Recipe', 'recipe_for', 'PhaseHistory', 'KeepBest', 'callbacks', 'make_learner',
@@ -47,6 +49,10 @@ class Recipe:
     patience:int|None=None # EarlyStopping patience in epochs (None: off)
     plateau:int|None=None # ReduceLROnPlateau patience in epochs (None: off; one-cycle schedule instead)
     channels_last:bool=True # Faster convolutions on CPUs with oneDNN
+    top_blocks:int=1 # EfficientNet bodies: the last stages, cached below, fine-tuned with the head when `top_epochs`
+    top_epochs:int=0 # Epochs of that cheap fine-tuning, after the head (0: none)
+    top_lr:float|None=None # Its rate for the head (the stages get a tenth); None: the head's rate / 10
+    tta:bool=False # Also report test accuracy averaged with the mirrored images (`test_accuracy_tta`)
 
 RECIPES = {
     'simple_cnn': dict(freeze_epochs=0, epochs=12, lr=3e-3, cache_features=False, head=HeadCfg(dropout=0.1)),
@@ -208,7 +214,7 @@ def _meta(name, data, arch, model, dls, recipe, lr, sugg, seed, metrics, timer):
                 head=asdict(recipe.head), pretrained=model.pretrained, weights_source=model.weights_source,
                 dataset=name, data_path=str(dataset_path(name, data).resolve()) if data else None,  # from any folder
                 seed=seed, split=dls.cnn_course['split'], recipe=asdict(recipe), lr=lr,
-                lr_suggestions=sugg, epochs=dict(frozen=recipe.freeze_epochs, unfrozen=recipe.epochs),
+                lr_suggestions=sugg, epochs=dict(frozen=recipe.freeze_epochs, top=recipe.top_epochs, unfrozen=recipe.epochs),
                 metrics=metrics, seconds={**timer.seconds, 'total': timer.total()})
 
 # %% ../nbs/08_train.ipynb #991b1fd8
@@ -219,6 +225,7 @@ class Setup:
     recipe:Recipe
     fdls:DataLoaders|None
     timer:Timer
+    top:TopModel|None=None # The part of the model fine-tuned on cached maps, when the recipe does
     @property
     def dls(self): return self.learn.dls
     def lr_learner(self) -> Learner:
@@ -250,20 +257,29 @@ def prepare(dataset:str, # A registered dataset
     if not progress: quiet(learn)
     timer('data')
     cache = recipe.cache_features and recipe.freeze_epochs > 0 and not isinstance(model, NTSNet)
-    fdls = feature_dls(learn, recipe.bs) if cache else None
+    top = top_of(learn.model, recipe.top_blocks) if cache else None  # maps cached below the top: they serve both phases
+    fdls = feature_dls(learn, recipe.bs, top_pooled(top) if top else None) if cache else None  # one lower-body pass
     if cache: timer('features')
-    return Setup(learn, recipe, fdls, timer)
+    return Setup(learn, recipe, fdls, timer, top)
 
 # %% ../nbs/08_train.ipynb #ab4cce55
+def _acc(p, y) -> float: return float((p.argmax(1) == y).float().mean())
+
 def evaluate_splits(learn:Learner, dataset:str, data:Path|None, max_per_class:int|None,
                     fdls:DataLoaders|None=None, # Cached features of a body that never trained (saves a pass over valid)
+                    top:TopModel|None=None, # A top fine-tuned on cached maps: evaluated on them (the lower body never trained)
+                    tta:bool=False, # Also `test_accuracy_tta`: probabilities averaged with the mirrored images'
                    ) -> dict:
     "Valid accuracy, and test accuracy with its image count when the dataset has a test split."
-    valid = cached_accuracy(learn, fdls.valid) if fdls is not None else accuracy_on(learn, learn.dls.valid)
+    if top is not None: preds = lambda dl, tta=False: top_predictions(top, dl, tta)
+    elif fdls is not None: preds = lambda dl, tta=False: feature_predictions(learn.model, dl, tta)
+    else: preds = lambda dl, tta=False: image_predictions(learn.model, dl, tta)
+    valid = cached_accuracy(learn, fdls.valid) if fdls is not None and top is None else _acc(*preds(learn.dls.valid))
     metrics = dict(valid_accuracy=valid)
     if _has_split(dataset, data, 'test'):
         test_dl = get_test_dl(learn.dls, dataset, data, max_per_class=max_per_class)
-        metrics.update(test_accuracy=accuracy_on(learn, test_dl), n_test=len(test_dl.dataset))
+        metrics.update(test_accuracy=_acc(*preds(test_dl)), n_test=len(test_dl.dataset))
+        if tta: metrics['test_accuracy_tta'] = _acc(*preds(test_dl, True))
     return metrics
 
 def train(dataset:str, # A registered dataset
@@ -287,9 +303,13 @@ def train(dataset:str, # A registered dataset
         raise TrainError(f'lr_find found no usable learning rate ({recipe.suggest}: {lr}): its losses were not finite. Pass --lr, e.g. 1e-3.')
     with distributed(learn):  # a no-op in one process; under `accelerate launch`, fastai's distrib_ctx
         if recipe.freeze_epochs: fit_frozen(learn, recipe, lr, rows, st.fdls, tally); timer('frozen')
+        if st.top is not None and recipe.top_epochs:
+            fit_top(learn, st.top, recipe.top_epochs, recipe.top_lr or lr/10, recipe.bs, callbacks(recipe, rows, 'top', tally))
+            timer('top')
         if recipe.epochs: fit_unfrozen(learn, recipe, lr, rows, tally); timer('unfrozen')
         body_trained = recipe.epochs > 0 or st.fdls is None
-        metrics = evaluate_splits(learn, dataset, data, max_per_class, None if body_trained else st.fdls)  # all processes gather
+        metrics = evaluate_splits(learn, dataset, data, max_per_class, None if body_trained else st.fdls,
+                                  None if body_trained else st.top, recipe.tta)  # all processes gather
     timer('evaluate')
     check_trained(learn.model, tally)  # no step taken, or weights not finite: stop here, never save
     meta = _meta(dataset, data, arch, learn.model, st.dls, recipe, lr, sugg, seed, metrics, timer)

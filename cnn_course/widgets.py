@@ -44,7 +44,7 @@ def images_html(images:list, # PIL images; None for one that could not be read
     "A wrapping grid of images with captions."
     def cell(im, cap):
         pic = f'<img src="{image_src(im, size)}">' if im is not None else f'<div style="color:#b00">{NOT_IMAGE}</div>'
-        return f'<figure style="margin:3px;width:{size}px;text-align:center">{pic}<figcaption style="font-size:11px">{_esc(cap)}</figcaption></figure>'
+        return f'<figure style="margin:3px;width:{size}px;text-align:center">{pic}<figcaption style="font-size:11px;overflow-wrap:anywhere">{_esc(cap)}</figcaption></figure>'
     return '<div style="display:flex;flex-wrap:wrap">' + ''.join(map(cell, images, captions or ['']*len(images))) + '</div>'
 
 # %% ../nbs/13_widgets.ipynb #90c4f1c4
@@ -104,7 +104,8 @@ class UploadPredictor(_Shell):
                  k:int=3, # Classes per image
                 ):
         self.model, self.k = model, k
-        self.upload = widgets.FileUpload(accept='image/*', multiple=True, description='Upload images')
+        self.upload = widgets.FileUpload(accept='image/*', multiple=True, description='Upload images',
+                                        layout=widgets.Layout(width='auto'))  # room for the count of files
         self.output = widgets.HTML(predictions_html([]))
         self.box = widgets.VBox([self.upload, self.output])
         self.upload.observe(self.update, names='value')
@@ -132,7 +133,7 @@ def augment_examples(img, # A path, bytes or PIL image
     return [Image.fromarray(a) for a in px]
 
 # %% ../nbs/13_widgets.ipynb #aaa0b560
-def _slider(name, lo, hi, step): return widgets.FloatSlider(min=lo, max=hi, step=step, description=name)
+def _slider(name, lo, hi, step): return widgets.FloatSlider(min=lo, max=hi, step=step, description=name, continuous_update=False)
 
 class AugmentExplorer(_Shell):
     "Pick an image and an augmentation family, move the sliders, see `n` augmented versions."
@@ -233,7 +234,7 @@ class LRExplorer(_Shell):
         self.sugg, lo, hi = sugg, np.log10(min(sugg.lrs)), np.log10(max(sugg.lrs))
         self.choice = widgets.Dropdown(options=list(sugg.suggestions), value=choice, description='suggestion')
         self.lr = widgets.FloatLogSlider(value=sugg.suggestions[choice], base=10, min=np.floor(lo), max=np.ceil(hi),
-                                         step=.05, readout_format='.1e', description='lr')
+                                         step=.001, readout_format='.1e', description='lr', continuous_update=False)
         self.advice, self.output = widgets.HTML(), widgets.HTML()
         self.box = widgets.VBox([widgets.HBox([self.choice, self.lr]), self.advice, self.output])
         self.choice.observe(self.pick, names='value'); self.lr.observe(self.update, names='value')
@@ -245,8 +246,9 @@ class LRExplorer(_Shell):
 
     def update(self, change=None):
         "Re-draw the advice and the figure for the slider's rate."
-        self.advice.value = f'<b>{_esc(lr_advice(self.sugg, self.lr.value))}</b>'
-        self.output.value = f'<img src="{_png_src(png(lr_figure(self.sugg, self.lr.value)))}">'
+        lr = self.lr.value
+        fig = f'<img src="{_png_src(png(lr_figure(self.sugg, lr)))}">'  # drawn first: advice and figure change together
+        self.advice.value, self.output.value = f'<b>{_esc(lr_advice(self.sugg, lr))}</b>', fig
 
 # %% ../nbs/13_widgets.ipynb #4131a3ff
 def browse(folder:Path, # A dataset folder: folder/split/class/images

@@ -2,8 +2,8 @@
 import argparse
 import pytest, torch
 from torch import nn
-from cnn_course.backbones import (BACKBONES, HeadCfg, backbones_table, add_commands, create_model, get_backbone,
-                                  num_features, param_groups)
+from cnn_course.backbones import BACKBONES, HeadCfg, get_backbone
+from cnn_course.models import backbones_table, add_commands, create_model, num_features, param_groups
 from cnn_course.ntsnet import NTSLoss, NTSNet
 
 torch.set_num_threads(2)
@@ -38,11 +38,12 @@ def test_every_backbone_takes_a_training_step(arch):
     size = b.min_size
     loss = _step(model, size)
     assert torch.isfinite(loss)
+    assert sum(map(len, param_groups(model))) == len(list(model.parameters()))
     if isinstance(model, NTSNet): return
-    body = model[0].eval()
+    body = model.body.eval()
     with torch.no_grad(): fmap = body(torch.randn(1, 3, size, size))
     assert fmap.ndim == 4 and fmap.shape[1] == b.features  # the registry's feature count is the body's
-    dead = [n for n, p in model[0].named_parameters() if p.grad is None]
+    dead = [n for n, p in model.body.named_parameters() if p.grad is None]
     assert not dead, f'body parameters that the forward never uses: {dead[:3]}'
     groups = param_groups(model)
     assert sum(map(len, groups)) == len(list(model.parameters()))
@@ -51,12 +52,14 @@ def test_head_config_and_cached_features():
     head = HeadCfg(pool='concat', bn=True, dropout=0.5, hidden=32)
     m = create_model('simple_cnn', 4, pretrained=False, head=head).eval()
     x = torch.randn(3, 3, 64, 64)
-    feats = m[1][:2](m[0](x))
+    feats = m.pool(m.body(x))
     assert feats.shape == (3, num_features('simple_cnn', head)) == (3, 512)
-    assert torch.allclose(m[1][2:](feats), m(x))  # cached features + the rest of the head = the whole model
-    assert [type(l) for l in m[1][2:]] == [nn.BatchNorm1d, nn.Dropout, nn.Linear, nn.ReLU, nn.BatchNorm1d, nn.Dropout, nn.Linear]
+    assert torch.allclose(m.head(feats), m(x))  # cached features + the rest of the head = the whole model
+    assert torch.allclose(m(feats), m(x))  # the model itself accepts pooled features
+    assert [type(l) for l in m.head] == [nn.BatchNorm1d, nn.Dropout, nn.Linear, nn.ReLU, nn.BatchNorm1d, nn.Dropout, nn.Linear]
     plain = create_model('simple_cnn', 4, pretrained=False, head=HeadCfg(bn=False, dropout=0))
-    assert [type(l) for l in plain[1]] == [nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear]
+    assert [type(l) for l in plain.pool] == [nn.AdaptiveAvgPool2d, nn.Flatten]
+    assert [type(l) for l in plain.head] == [nn.Linear]
 
 def test_errors_name_the_choices_and_the_fix():
     with pytest.raises(KeyError, match='Available: simple_cnn, alexnet'): create_model('resnet', 3, pretrained=False)

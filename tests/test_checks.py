@@ -1,13 +1,12 @@
 "Tests of cnn_course.checks: every kind of bad input is found and named by path; the scan is cached; the CLI exits cleanly."
 import argparse, os, shutil, time
 from pathlib import Path
-import numpy as np
 import pytest
 from PIL import Image
-from cnn_course import checks, datasets
+from cnn_course import catalog, checks
 from cnn_course.checks import bad_files, check_dataset, check_image, good_items
 
-REAL = pytest.mark.skipif(not os.environ.get('CNN_COURSE_DATA'), reason='needs CNN_COURSE_DATA (real photos)')
+REAL = pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
@@ -122,7 +121,7 @@ def test_good_items_and_bad_files(tmp_path):
 
 def cli():
     ap = argparse.ArgumentParser(prog='cnn-course'); sub = ap.add_subparsers()
-    checks.add_commands(sub); datasets.add_commands(sub)  # either order works
+    checks.add_commands(sub); catalog.add_commands(sub)  # either order works
     return ap
 
 def test_cli_check(tmp_path, capsys):

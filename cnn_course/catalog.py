@@ -27,7 +27,8 @@ def datasets_table(fmt:str='md', # 'md' (Markdown) or 'text' (terminal)
         return md_table(head, rows)
     rows = [r[:5] for r in rows]; head = head[:5]
     w = [max(len(x) for x in col) for col in zip(head, *rows)]
-    return '\n'.join('  '.join(x.ljust(n) for x, n in zip(r, w)).rstrip() for r in [head, tuple('-'*n for n in w), *rows])
+    lines = [head, tuple('-'*n for n in w), *rows]
+    return '\n'.join('  '.join(x.ljust(n) for x, n in zip(r, w)).rstrip() for r in lines)
 
 # %% ../nbs/01a_catalog.ipynb #b2109cf0
 _HOW = {'download': 'automatic (`cnn-course data get {name}`), or put it in `$CNN_COURSE_DATA/{folder}`',
@@ -36,51 +37,57 @@ _HOW = {'download': 'automatic (`cnn-course data get {name}`), or put it in `$CN
 def _dataset_lines(s:DatasetSpec) -> list:
     "The Markdown lines describing one dataset."
     lines = [f'### `{s.name}` — {s.title}', '',
-             f'- **classes** ({len(s.classes) or "from the folders"}): ' + (', '.join(s.classes) or 'the class folders you provide'),
+             f'- **classes** ({len(s.classes) or "from the folders"}): '
+             + (', '.join(s.classes) or 'the class folders you provide'),
              f'- **images**: {s.counts or "as you provide them"}',
              f'- **source**: {s.source}' + (f' — archive: {s.urls[0]}' if s.urls else ''),
              f'- **licence**: {s.licence}',
              '- **checksum**: ' + (f'SHA-256 `{s.sha256}`' if s.sha256 else 'no SHA-256 published')
                                 + (f'; size {s.size_bytes} bytes checked' if s.size_bytes else ''),
-             '- **how to get it**: ' + (_HOW[s.kind].format(name=s.name, folder=s.dir_name) if s.kind in _HOW else s.manual),
+             '- **how to get it**: '
+             + (_HOW[s.kind].format(name=s.name, folder=s.dir_name) if s.kind in _HOW else s.manual),
              f'- **folder**: `{s.dir_name}`' + (f' (a view: {len(s.subset)} of its classes)' if s.subset else '')
              + f'; default image size {s.img_size}; augmentation `{s.aug}`',
              '- **reported accuracy**: ' + ('; '.join(map(reported_text, s.reported)) or 'none reported')]
     return lines + ([f'- **notes**: {s.notes}'] if s.notes else []) + ['']
 
 def datasets_page() -> str:
-    "The Markdown of `datasets.md`: the registry's table, each dataset's details, the fashion5 mapping and the grocery views."
+    "The Markdown of `datasets.md`: the registry's table, each dataset's details, fashion5's mapping, grocery's views."
     intro = ['# Datasets of the course', '',
-     'Every dataset is an entry of `cnn_course.datasets.DATASETS` (this page is generated from it). On disk each one has the',
-     'layout `NAME/{train,valid,test}/CLASS/*.jpg|png`. `dataset_path(name)` looks in this order: an explicit `path=`,',
-     '`$CNN_COURSE_DATA/<folder>`, the cache `$CNN_COURSE_HOME/datasets/<folder>`, then generates (`digits`, `shapes`) or',
-     'downloads (`flowers`, `clothing`, `fashion5`) it; manual-only datasets print the steps below.',
-     '`cnn-course datasets` prints this table, `cnn-course data get NAME` fetches one, `cnn-course data check NAME` scans it.', '',
+     'Every dataset is an entry of `cnn_course.datasets.DATASETS` (this page is generated from it).',
+     'On disk each one has the layout `NAME/{train,valid,test}/CLASS/*.jpg|png`.',
+     '`dataset_path(name)` looks in this order: an explicit `data=`, `$CNN_COURSE_DATA/<folder>`,',
+     'the cache `$CNN_COURSE_HOME/datasets/<folder>`, then generates (`digits`, `shapes`) or downloads',
+     '(`flowers`, `clothing`, `fashion5`) it; manual-only datasets print the steps below.',
+     '`cnn-course datasets` prints this table, `cnn-course data get NAME` fetches one,',
+     '`cnn-course data check NAME` scans it.', '',
      datasets_table('md'), '', '## Details', '']
     fashion = ['## fashion5 mapping', '',
-     'The clothing photos in the five classes of a classic course project. `dress` goes to `top`: a dress hangs from the',
-     'shoulders, and in product photos its neckline and sleeves (what tells tops from bottoms) look like a top\'s.', '',
+     'The clothing photos in the five classes of a classic course project. `dress` goes to `top`:',
+     'a dress hangs from the shoulders, and in product photos its neckline and sleeves',
+     '(what tells tops from bottoms) look like a top\'s.', '',
      '| clothing folder | fashion5 label |', '|---|---|', *[f'| {k} | {v} |' for k, v in FASHION5_MAP], '',
      'Counts of the course copy (train / valid / test): bottom 782 / 86 / 84, hat 123 / 14 / 12, outer 184 / 24 / 38,',
      'shoes 198 / 26 / 73, top 1781 / 191 / 165 (`class_counts("fashion5")`).', '']
     grocery = ['## The product projects on public photos', '',
      'The products project trained on AI Hub product images (`products10`, `products30`), which are not public. The',
      'course runs it on the Grocery Store Dataset instead: `grocery` (its 30 fine-grained classes) for the 30-class',
-     f'project and `grocery10`, its 10 classes with most training photos ({", ".join(GROCERY10)}), for the',
-     '10-class one. The accuracies of the original project are listed with both, so a lesson can set them beside its own;',
-     'they were measured on other photos, and show what the project reached, not what these photos allow.', '']
+     f'project and `grocery10`, its 10 classes with most training photos ({", ".join(GROCERY10)}),',
+     'for the 10-class one. The accuracies of the original project are listed with both, so a lesson can set them',
+     'beside its own; they were measured on other photos, and show what the project reached, not what these photos',
+     'allow.', '']
     return '\n'.join(intro + [l for s in DATASETS.values() for l in _dataset_lines(s)] + fashion + grocery)
 
 # %% ../nbs/01a_catalog.ipynb #b249f480
 def _cmd_get(args):
-    print(get_and_report(args.name, args.path))  # a missing dataset raises: `cnn_course.cli` prints its steps, exit 1
+    print(get_and_report(args.name, args.data))  # a missing dataset raises: `cnn_course.cli` prints its steps, exit 1
     return 0
 
 def add_commands(sub):
     "Add `cnn-course datasets` and `cnn-course data get` to the top-level sub-parsers `sub`."
-    print_command(sub, 'datasets', 'list the datasets of the course', lambda a: datasets_table('md' if a.markdown else 'text'),
-                  ('--markdown', 'print a Markdown table'))
+    print_command(sub, 'datasets', 'list the datasets of the course',
+                  lambda a: datasets_table('md' if a.markdown else 'text'), ('--markdown', 'print a Markdown table'))
     g = data_subparsers(sub).add_parser('get', help='find, generate or download a dataset (or print how to get it)')
     g.add_argument('name', help=f"dataset name: {', '.join(DATASETS)}")
-    g.add_argument('--path', type=Path, default=None, help='use this folder instead of looking it up')
+    g.add_argument('--data', '--path', type=Path, default=None, help='use this folder instead of looking it up')
     g.set_defaults(func=_cmd_get)

@@ -13,8 +13,8 @@ from typing import NamedTuple
 from PIL import Image, ImageFile, UnidentifiedImageError
 from .core import NotAvailableError, cache_dir, write_atomic
 from .images import ImageError, ImageTooLarge, image_size
-from .datasets import (SPLITS, class_dirs, data_subparsers, dataset_path, get_dataset, has_splits,
-                                 image_files, is_image)
+from .datasets import data_subparsers, dataset_path, get_dataset
+from .layout import SPLITS, class_dirs, has_splits, image_files, is_image
 
 # %% auto #0
 __all__ = ['CONVERTED', 'Problem', 'check_image', 'DataCheck', 'check_dataset', 'bad_files', 'good_items', 'add_commands']
@@ -240,7 +240,7 @@ def add_commands(sub):
     "Add `cnn-course data check` to the top-level sub-parsers `sub`."
     p = data_subparsers(sub).add_parser('check', help='scan a dataset folder for bad files and layout problems')
     p.add_argument('name_or_path', help='a dataset name (see `cnn-course datasets`) or a folder')
-    p.add_argument('--path', type=Path, default=None, help="folder to scan instead of the dataset's usual place")
+    p.add_argument('--data', '--path', dest='path', type=Path, default=None, help="folder to scan instead of the dataset's usual place")
     p.add_argument('--min-size', type=int, default=32, help='report images whose shorter side is below this (px)')
     p.add_argument('--strict', action='store_true', help='exit 1 when bad files are found')
     p.set_defaults(func=_cmd_check)

@@ -4,21 +4,22 @@
 
 # %% ../nbs/12b_classroom.ipynb #503b8d2e
 from __future__ import annotations
-import argparse, csv, hashlib, io, os, re, shutil, sys, tempfile, time
+import csv, hashlib, io, json, os, re, shutil, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from safetensors.torch import save_file
 from .core import CourseError, UsageError, write_atomic
 from .backbones import BACKBONES
-from .grade import (InstructorError, Result, TestSet, _dataset_names, grade_model, grade_notebook, pack_submission, pretrained_body,
-                              reference_arch, use_references)
+from .grade import (InstructorError, Result, TestSet, _dataset_names, grade_model, grade_notebook, md_escape,
+                              pack_submission, pretrained_body, reference_arch, use_references)
 from .runs import read_meta
 from .rubric import Rubric, load_rubric, write_default_rubric
 from .sandbox import Limits, run_jobs, stage_submission
 
 # %% auto #0
-__all__ = ['safe_name', 'csv_cell', 'check_out', 'ClassGrades', 'preflight', 'grade_class', 'add_commands']
+__all__ = ['GRADESCOPE_TEST_FIELDS', 'safe_name', 'csv_cell', 'check_out', 'ClassGrades', 'gradescope_results', 'merge_lms',
+           'write_exports', 'preflight', 'grade_class', 'add_commands']
 
 # %% ../nbs/12b_classroom.ipynb #516d9526
 def safe_name(name:str) -> str:
@@ -54,7 +55,6 @@ class ClassGrades:
         f = io.StringIO(); w = csv.DictWriter(f, fieldnames=['student', *(c.id for c in self.rubric.criteria), 'total', 'test_accuracy'], lineterminator='\n')
         w.writeheader(); w.writerows({k: csv_cell(v) for k, v in r.items()} for r in self.rows()); return f.getvalue()
     def summary(self) -> str:
-        from cnn_course.grade import md_escape
         tot = [r.total for r in self.results]
         dist = '\n'.join(f'| {s:g} | {tot.count(s)} | {"█"*tot.count(s)} |' for s in sorted(set(tot), reverse=True))
         passing = '\n'.join(f'| {c.id} | {sum(r.points[c.id] == c.points for r in self.results)} / {len(tot)} |' for c in self.rubric.criteria)
@@ -68,13 +68,48 @@ class ClassGrades:
         write_atomic(tmp/'grades.csv', self.csv()); write_atomic(tmp/'summary.md', self.summary())
         for r in self.results:
             write_atomic(tmp/'feedback'/f'{safe_name(r.student)}.md', r.markdown()); write_atomic(tmp/'feedback'/f'{safe_name(r.student)}.html', r.html())
-        if formats:
-            from cnn_course.lms import write_exports
-            write_exports(self, tmp, formats)
+        if formats: write_exports(self, tmp, formats)
         old = out.with_name(f'.{out.name[:40]}.old-{os.getpid()}')
         if out.exists(): os.replace(out, old)
         os.replace(tmp, out); shutil.rmtree(old, ignore_errors=True); return out
     def _repr_markdown_(self): return self.summary()
+
+# %% ../nbs/12b_classroom.ipynb #5b84f81f
+GRADESCOPE_TEST_FIELDS = ('score', 'max_score', 'status', 'name', 'number', 'output', 'visibility')
+
+def gradescope_results(r, # A `Result`
+                       seconds:float|None=None, # Execution time to report (default: the result's)
+                      ) -> dict:
+    "Gradescope's results.json for one graded submission: a test per criterion, the accuracy on the leaderboard."
+    tests = [dict(score=r.points[c.id], max_score=c.points, status='passed' if r.points[c.id] == c.points else 'failed',
+                  name=c.description, number=c.id, output=r.reasons[c.id], visibility='visible') for c in r.rubric.criteria]
+    out = dict(score=r.total, execution_time=round(seconds if seconds is not None else r.seconds, 2), visibility='visible',
+               stdout_visibility='hidden', output='\n'.join(r.notes) or f'{r.total:g} / {r.rubric.total:g}', tests=tests)
+    if r.accuracy is not None: out['leaderboard'] = [dict(name='Hidden test accuracy (%)', value=round(100 * r.accuracy, 2), order='desc')]
+    return out
+
+# %% ../nbs/12b_classroom.ipynb #102ce373
+def merge_lms(gradings:dict, # Assignment name -> grades.csv path (or the text of one)
+              id_column:str='Student ID', # Header of the id column (e.g. 'SIS User ID' for Canvas, 'ID number' for Moodle)
+             ) -> str:
+    "A CSV with `id_column` and one total column per assignment; students missing from one assignment get an empty cell."
+    cols, rows = list(gradings), {}
+    for name, g in gradings.items():
+        text = g if isinstance(g, str) and '\n' in g else Path(g).read_text()
+        for row in csv.DictReader(io.StringIO(text)): rows.setdefault(row['student'].lstrip("'"), {})[name] = row['total']
+    f = io.StringIO(); w = csv.writer(f, lineterminator='\n'); w.writerow([id_column, *cols])
+    for s in sorted(rows): w.writerow([csv_cell(s), *(rows[s].get(c, '') for c in cols)])
+    return f.getvalue()
+
+def write_exports(g, folder:Path, formats:tuple) -> list:
+    "Write the LMS exports `formats` ('gradescope', 'canvas') of the class grades `g` into `folder`."
+    out = []
+    if bad := set(formats) - {'gradescope', 'canvas'}: raise UsageError(f"Unknown format(s) {', '.join(sorted(bad))}. Available: gradescope, canvas.")
+    if 'gradescope' in formats:
+        for r in g.results: out.append(write_atomic(Path(folder)/'gradescope'/f'{safe_name(r.student)}.json', json.dumps(gradescope_results(r), indent=1)))
+        if len(g.results) == 1: out.append(write_atomic(Path(folder)/'results.json', json.dumps(gradescope_results(g.results[0]), indent=1)))
+    if 'canvas' in formats: out.append(write_atomic(Path(folder)/'lms.csv', merge_lms({g.rubric.name: g.csv()})))
+    return out
 
 # %% ../nbs/12b_classroom.ipynb #6b9fd383
 def _metas(staged:list) -> list:

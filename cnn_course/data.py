@@ -10,7 +10,8 @@ import numpy as np, pandas as pd
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, PILImage, Resize, ResizeMethod, Normalize,
                                aug_transforms, imagenet_stats, parent_label, FuncSplitter, DataLoaders)
 from fastai.callback.data import WeightedDL  # noqa: F401 (imported for its side effect:) patches DataBlock.weighted_dataloaders
-from .datasets import SPLITS, class_dirs, dataset_path, get_dataset, has_splits, image_files, split_files
+from .datasets import dataset_path, get_dataset
+from .layout import SPLITS, class_dirs, has_splits, image_files, split_files
 from .checks import check_dataset
 from .core import CourseError, UnknownNameError
 from .images import open_image
@@ -69,12 +70,12 @@ def label_func(name:str):
     return MapLabel(spec.mapping) if spec.label_map else parent_label
 
 def split_items(name:str, # A key of `DATASETS`
-                path:Path|None=None, # Folder instead of the dataset's usual place
+                data:Path|None=None, # Folder instead of the dataset's usual place
                 seed:int=42, # Seed of the split (folders without one) and of `max_per_class`
                 max_per_class:int|None=None, # Keep at most this many files per class and split
                ) -> dict:
     "`{split: [image files]}` of the usable images of dataset `name` (undecodable files left out)."
-    spec, root = get_dataset(name), dataset_path(name, path)
+    spec, root = get_dataset(name), dataset_path(name, data)
     bad = check_dataset(spec.name, root).bad_files
     by_class = {}
     if has_splits(root):
@@ -148,7 +149,7 @@ def get_block(name:str, # A key of `DATASETS`
 DEFAULT_WORKERS = 0  # measured on a 2-core laptop CPU: see "Workers" below
 
 def get_dls(name:str, # A key of `DATASETS`
-            path=None, # Folder instead of the dataset's usual place
+            data=None, # Folder instead of the dataset's usual place
             size:int|None=None, # Image side (default: the dataset's `img_size`)
             bs:int=64, # Batch size (lowered, with a note, to the number of training images when larger)
             workers:int|None=None, # DataLoader worker processes (default: `DEFAULT_WORKERS`)
@@ -160,7 +161,7 @@ def get_dls(name:str, # A key of `DATASETS`
             device=None, # Where batches go (default: fastai's default device)
            ) -> DataLoaders:
     "Train/valid `DataLoaders` of dataset `name`."
-    items = split_items(name, path, seed, max_per_class)
+    items = split_items(name, data, seed, max_per_class)
     if not items['train'] or not items['valid']:
         raise DataError(f"Dataset '{name}' has {len(items['train'])} train and {len(items['valid'])} valid images; "
                          'both are needed. Check the folder with `cnn-course data check`.')
@@ -173,8 +174,8 @@ def get_dls(name:str, # A key of `DATASETS`
     source = items['train'] + items['valid']
     kw = dict(bs=bs, num_workers=DEFAULT_WORKERS if workers is None else workers, device=device)
     dls = block.weighted_dataloaders(source, _weights(name, source, set(items['valid'])), **kw) if balanced else block.dataloaders(source, **kw)
-    dls.cnn_course = dict(name=name, path=path, seed=seed, size=size or get_dataset(name).img_size, stats=stats,
-                          split=split_record(split_items(name, path, seed) if max_per_class else items, dataset_path(name, path),
+    dls.cnn_course = dict(name=name, data=data, seed=seed, size=size or get_dataset(name).img_size, stats=stats,
+                          split=split_record(split_items(name, data, seed) if max_per_class else items, dataset_path(name, data),
                                              seed, max_per_class))  # the whole splits: a report evaluates the whole test split
     return dls
 
@@ -187,7 +188,7 @@ def _weights(name, source, valid):
 # %% ../nbs/03_data.ipynb #33d682a1
 def get_test_dl(dls:DataLoaders, # From `get_dls`
                 name:str, # The dataset of `dls`
-                path=None, # Folder instead of the dataset's usual place
+                data=None, # Folder instead of the dataset's usual place
                 split:str='test', # Which split to load
                 max_per_class:int|None=None, # Seeded subset per class
                 seed:int|None=None, # Seed of the split (default: the one `dls` was made with)
@@ -195,8 +196,8 @@ def get_test_dl(dls:DataLoaders, # From `get_dls`
     "A labelled `DataLoader` of the `split` images with the valid transforms of `dls`."
     if split not in SPLITS: raise DataError(f"Unknown split {split!r}. Available: {', '.join(SPLITS)}.")
     seed = seed if seed is not None else getattr(dls, 'cnn_course', {}).get('seed', 42)
-    items = split_items(name, path, seed, max_per_class)[split]
-    if not items: raise DataError(f"Dataset '{name}' has no {split!r} images at {dataset_path(name, path)}.")
+    items = split_items(name, data, seed, max_per_class)[split]
+    if not items: raise DataError(f"Dataset '{name}' has no {split!r} images at {dataset_path(name, data)}.")
     y, vocab = label_func(name), set(dls.vocab)
     unknown = sorted({y(f) for f in items} - vocab)
     if unknown: raise DataError(f"The {split} split has classes the model was not trained on: {', '.join(unknown)}.")
@@ -231,7 +232,7 @@ def _labels_of(dl):
     return [dl.vocab[int(t)] for t in dl.dataset.tls[1]]
 
 def class_counts(dls_or_name, # `DataLoaders` from `get_dls`, or a dataset name
-                 path=None, # Folder instead of the dataset's usual place (with a name)
+                 data=None, # Folder instead of the dataset's usual place (with a name)
                  max_per_class:int|None=None, # As in `get_dls` (with a name)
                  seed:int=42, # As in `get_dls` (with a name)
                 ) -> pd.DataFrame:
@@ -240,7 +241,7 @@ def class_counts(dls_or_name, # `DataLoaders` from `get_dls`, or a dataset name
         cols = {'train': _labels_of(dls_or_name.train), 'valid': _labels_of(dls_or_name.valid)}
     else:
         y = label_func(dls_or_name)
-        cols = {s: [y(f) for f in fs] for s, fs in split_items(dls_or_name, path, seed, max_per_class).items() if fs}
+        cols = {s: [y(f) for f in fs] for s, fs in split_items(dls_or_name, data, seed, max_per_class).items() if fs}
     df = pd.DataFrame({s: pd.Series(v).value_counts() for s, v in cols.items()}).fillna(0).astype(int)
     return df.sort_index().rename_axis('class')
 
@@ -258,9 +259,9 @@ def imbalance_ratio(counts:pd.DataFrame) -> float:
     col = counts['train'] if 'train' in counts else counts.iloc[:, 0]
     return float(col.max()/max(col.min(), 1))
 
-def plot_class_counts(dls_or_name, path=None, ax=None, **kwargs):
+def plot_class_counts(dls_or_name, data=None, ax=None, **kwargs):
     "Bar plot of `class_counts` (one bar per class and split)."
-    df = class_counts(dls_or_name, path, **kwargs)
+    df = class_counts(dls_or_name, data, **kwargs)
     ax = df.plot.bar(ax=ax, figsize=(max(4, len(df)*0.5), 3), rot=45 if len(df) > 5 else 0)
     ax.set_ylabel('images'); ax.set_title(f'{dls_or_name if isinstance(dls_or_name, str) else "dls"}: images per class')
     return ax

@@ -4,27 +4,20 @@
 
 # %% ../nbs/01_datasets.ipynb #ec3a94e7
 from __future__ import annotations
-import difflib, hashlib, os, random, shutil
+import difflib, hashlib, os, shutil
 from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
-import numpy as np
-from PIL import Image, ImageDraw
 from .core import (DATA_ENV, NotAvailableError, OfflineError, ChecksumError, cache_dir, data_root,
-                             download, extract, not_found_message, UnknownNameError, UsageError)
+                             download, extract, not_found_message, UnknownNameError)
+from .layout import SPLITS, class_dirs, has_splits, image_files, split_counts, split_files
+from .shapes import make_digits, make_shapes
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SPLITS', 'SPLIT_ALIASES', 'FASHION5_MAP', 'GROCERY', 'GROCERY10', 'DATASETS', 'SHAPES', 'DatasetSpec',
-           'Reported', 'get_dataset', 'is_image', 'image_files', 'class_dirs', 'has_splits', 'split_counts',
-           'split_files', 'relayout', 'make_digits', 'shape_image', 'make_shapes', 'class_view', 'dataset_path',
-           'data_subparsers', 'get_and_report']
+__all__ = ['FASHION5_MAP', 'GROCERY', 'GROCERY10', 'DATASETS', 'SPLIT_ALIASES', 'DatasetSpec', 'Reported', 'get_dataset',
+           'relayout', 'class_view', 'dataset_path', 'data_subparsers', 'get_and_report']
 
 # %% ../nbs/01_datasets.ipynb #5d48f407
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
-SPLITS = ('train', 'valid', 'test')
-SPLIT_ALIASES = {'train': 'train', 'training': 'train', 'valid': 'valid', 'validation': 'valid', 'val': 'valid',
-                 'test': 'test', 'testing': 'test'}
-
 @dataclass(frozen=True)
 class DatasetSpec:
     "One dataset of the course: what it is, where it comes from and how to get it."
@@ -154,39 +147,10 @@ def get_dataset(name:str # A key of `DATASETS`
     hint = f" Did you mean '{close[0]}'?" if close else ''
     raise UnknownNameError(f"Unknown dataset '{name}'. Available: {', '.join(sorted(DATASETS))}.{hint}")
 
-# %% ../nbs/01_datasets.ipynb #bdf04477
-def is_image(p:Path) -> bool: return p.suffix.lower() in IMAGE_EXTS
-
-def image_files(folder:Path) -> list:
-    "Sorted image files (by extension) directly inside `folder`."
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image(p)) if Path(folder).is_dir() else []
-
-def class_dirs(folder:Path) -> list:
-    "Sorted sub-folders of `folder` (hidden ones left out)."
-    return sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith('.'))
-
-def has_splits(root:Path) -> bool:
-    "True when `root` holds a `train` folder (the course layout)."
-    return (Path(root)/'train').is_dir()
-
-def split_counts(root:Path) -> dict:
-    "Images per split and class: `{split: {class: n}}` of a dataset folder in the course layout."
-    return {s: {c.name: len(image_files(c)) for c in class_dirs(Path(root)/s)} for s in SPLITS if (Path(root)/s).is_dir()}
-
-# %% ../nbs/01_datasets.ipynb #b684e890
-def split_files(files:list, # Files of ONE class
-                valid_pct:float=0.125, # Share for valid
-                test_pct:float=0.2, # Share for test
-                seed:int=0, # Seed of the shuffle
-                key:str='', # Mixed into the seed (the class name)
-               ) -> dict:
-    "Split `files` into `{'train':..., 'valid':..., 'test':...}` with a seeded shuffle."
-    files = sorted(files)
-    random.Random(f'{seed}-{key}').shuffle(files)
-    n_test, n_valid = round(len(files)*test_pct), round(len(files)*valid_pct)
-    return {'test': files[:n_test], 'valid': files[n_test:n_test+n_valid], 'train': files[n_test+n_valid:]}
-
 # %% ../nbs/01_datasets.ipynb #3b9c369b
+SPLIT_ALIASES = {'train': 'train', 'training': 'train', 'valid': 'valid', 'validation': 'valid', 'val': 'valid',
+                 'test': 'test', 'testing': 'test'}
+
 def _source_root(folder:Path) -> Path:
     "Descend through single wrapping folders until split or class folders show up."
     while True:
@@ -218,91 +182,10 @@ def _copy(f, to):
     to.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(f, to)
 
-# %% ../nbs/01_datasets.ipynb #44c21629
-def _write_split(dest:Path, images:dict, valid_pct:float, test_pct:float, seed:int, ext:str='png') -> Path:
-    "Write `{class: [PIL images]}` into `dest/{train,valid,test}/CLASS/` through a `.part` folder."
-    dest = Path(dest); tmp = dest.with_name(dest.name + '.part')
-    shutil.rmtree(tmp, ignore_errors=True)
-    for c, ims in images.items():
-        for s, idx in split_files(list(range(len(ims))), valid_pct, test_pct, seed, c).items():
-            (tmp/s/c).mkdir(parents=True, exist_ok=True)
-            for i in idx: ims[i].save(tmp/s/c/f'{c}_{i:04d}.{ext}')
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    return dest
-
-def make_digits(dest:Path, # Folder to write
-                scale:int=4, # Upscaling factor of the 8x8 images (nearest neighbour)
-                seed:int=0, # Seed of the split
-               ) -> Path:
-    "Write scikit-learn's 1797 bundled 8x8 digits as grayscale PNGs in the course layout."
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    ims = {str(k): [] for k in range(10)}
-    for x, y in zip(d.images, d.target):
-        im = Image.fromarray((x*255/16).round().astype(np.uint8), 'L')
-        ims[str(y)].append(im.resize((8*scale, 8*scale), Image.NEAREST))
-    spec = DATASETS['digits']
-    return _write_split(dest, ims, spec.valid_pct, spec.test_pct, seed)
-
-# %% ../nbs/01_datasets.ipynb #2ff66673
-SHAPES = ('circle', 'square', 'triangle', 'cross', 'star', 'diamond', 'ring', 'hexagon')
-
-def _polygon(cx, cy, r, n, rot, inner=None):
-    pts = []
-    for k in range(n*(2 if inner else 1)):
-        rr = (inner if inner and k % 2 else r)
-        a = rot + 2*np.pi*k/(n*(2 if inner else 1))
-        pts.append((cx + rr*np.cos(a), cy + rr*np.sin(a)))
-    return pts
-
-def _draw_shape(draw, shape, cx, cy, r, rot, fill):
-    if shape == 'circle': draw.ellipse([cx-r, cy-r, cx+r, cy+r], fill=fill)
-    elif shape == 'ring': draw.ellipse([cx-r, cy-r, cx+r, cy+r], outline=fill, width=max(2, int(r/3)))
-    elif shape == 'square': draw.polygon(_polygon(cx, cy, r, 4, rot), fill=fill)
-    elif shape == 'diamond': draw.polygon(_polygon(cx, cy, r, 4, np.pi/4, inner=r*0.55), fill=fill)
-    elif shape == 'triangle': draw.polygon(_polygon(cx, cy, r, 3, rot), fill=fill)
-    elif shape == 'hexagon': draw.polygon(_polygon(cx, cy, r, 6, rot), fill=fill)
-    elif shape == 'star': draw.polygon(_polygon(cx, cy, r, 5, rot, inner=r*0.4), fill=fill)
-    elif shape == 'cross':
-        w = r/3
-        for a in (rot, rot+np.pi/2):
-            dx, dy, ex, ey = r*np.cos(a), r*np.sin(a), w*np.cos(a+np.pi/2), w*np.sin(a+np.pi/2)
-            draw.polygon([(cx-dx-ex, cy-dy-ey), (cx+dx-ex, cy+dy-ey), (cx+dx+ex, cy+dy+ey), (cx-dx+ex, cy-dy+ey)], fill=fill)
-
-def shape_image(shape:str, size:int, rng, noise:float=0.) -> Image.Image:
-    "One RGB image of `shape` drawn with random place, size, angle and colours from `rng`."
-    bg = tuple(int(v) for v in rng.integers(0, 256, 3))
-    fg = tuple((b + int(v)) % 256 for b, v in zip(bg, rng.integers(80, 176, 3)))
-    r = size*rng.uniform(0.2, 0.35)
-    cx, cy = rng.uniform(r, size-r, 2)
-    im = Image.new('RGB', (size, size), bg)
-    _draw_shape(ImageDraw.Draw(im), shape, cx, cy, r, rng.uniform(0, 2*np.pi), fg)
-    if noise <= 0: return im
-    x = np.asarray(im, dtype=np.float32) + rng.normal(0, 255*noise, (size, size, 3))
-    return Image.fromarray(x.clip(0, 255).astype(np.uint8))
-
-def make_shapes(dest:Path, # Folder to write
-                n_classes:int=3, # How many shapes (at most 8): circle, square, triangle, cross, star, ...
-                size:int=64, # Image side in pixels
-                n_per_class:int=40, # Images of the most common class
-                noise:float=0., # Std of Gaussian pixel noise, as a share of 255
-                imbalance:float=1., # Most common / least common class count (1 = balanced)
-                seed:int=0, # Seed of the drawing and the split
-               ) -> Path:
-    "Write a synthetic shapes dataset in the course layout, the same bytes for the same arguments."
-    if not 1 <= n_classes <= len(SHAPES): raise UsageError(f'n_classes must be 1..{len(SHAPES)}, got {n_classes}.')
-    rng = np.random.default_rng(seed)
-    ratios = np.geomspace(1, 1/imbalance, n_classes) if n_classes > 1 else np.ones(1)
-    ims = {s: [shape_image(s, size, rng, noise) for _ in range(max(3, round(n_per_class*q)))]
-           for s, q in zip(SHAPES[:n_classes], ratios)}
-    spec = DATASETS['shapes']
-    return _write_split(dest, ims, spec.valid_pct, spec.test_pct, seed)
-
 # %% ../nbs/01_datasets.ipynb #d1d6e030
-def _looked(spec, path):
+def _looked(spec, data):
     root = data_root()
-    return ([str(path)] if path else []) + [
+    return ([str(data)] if data else []) + [
         f'${DATA_ENV}/{spec.dir_name}' + (f' = {root/spec.dir_name}' if root else f' (${DATA_ENV} is not set)'),
         str(cache_dir('datasets')/spec.dir_name)]
 
@@ -311,7 +194,7 @@ def _dataset_fixes(spec):
     fixes = [f'set ${DATA_ENV} to a folder holding {spec.dir_name}/{{train,valid,test}}/CLASS/*.jpg'
              + (f' (now {root})' if root else ''),
              f'put the images at {cache_dir("datasets")/spec.dir_name}/{{train,valid,test}}/CLASS/',
-             'pass path=... (or --path) pointing at the dataset folder']
+             'pass data=... (or --data) pointing at the dataset folder']
     if spec.manual: fixes.append('get it by hand ' + spec.manual)
     if spec.urls: fixes.append(f'go online and run `cnn-course data get {spec.name}` (downloads {spec.urls[0]})')
     return fixes
@@ -344,29 +227,29 @@ def class_view(spec:DatasetSpec, # A dataset with a `subset` of classes
     return dest
 
 def dataset_path(name:str, # A key of `DATASETS`
-                 path:Path|None=None, # Explicit folder; wins over every other place
+                 data:Path|None=None, # Explicit folder; wins over every other place
                  download:bool=True, # May the course generate or download it when it is nowhere on disk?
                 ) -> Path:
     "The folder of dataset `name`, found, generated or downloaded in the course's lookup order."
     spec = get_dataset(name)
-    if spec.subset: return class_view(spec, path if path is not None and Path(path).is_dir() else _found(spec, path, download))
-    return _found(spec, path, download)
+    if spec.subset: return class_view(spec, data if data is not None and Path(data).is_dir() else _found(spec, data, download))
+    return _found(spec, data, download)
 
-def _found(spec, path, download):
-    if path is not None:
-        if Path(path).is_dir(): return Path(path)
-        raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _dataset_fixes(spec)))
+def _found(spec, data, download):
+    if data is not None:
+        if Path(data).is_dir(): return Path(data)
+        raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, data), _dataset_fixes(spec)))
     for p in ([data_root()/spec.dir_name] if data_root() else []) + [cache_dir('datasets')/spec.dir_name]:
         if p.is_dir() and any(p.iterdir()): return p
     dest = cache_dir('datasets')/spec.dir_name
-    if download and spec.name == 'digits': return make_digits(dest)
-    if download and spec.name == 'shapes': return make_shapes(dest)
+    make = {'digits': make_digits, 'shapes': make_shapes}.get(spec.name)
+    if download and make: return make(dest, valid_pct=spec.valid_pct, test_pct=spec.test_pct)
     src = DATASETS.get(spec.dir_name, spec)  # fashion5 downloads the clothing photos
     if download and src.urls:
         try: return _download(src, dest)
         except (OfflineError, ChecksumError) as e:
-            raise NotAvailableError(f'{e}\n\n' + not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _dataset_fixes(spec))) from e
-    raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, path), _dataset_fixes(spec)))
+            raise NotAvailableError(f'{e}\n\n' + not_found_message(f"Dataset '{spec.name}'", _looked(spec, data), _dataset_fixes(spec))) from e
+    raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, data), _dataset_fixes(spec)))
 
 # %% ../nbs/01_datasets.ipynb #bf52a750
 def data_subparsers(sub):
@@ -377,9 +260,9 @@ def data_subparsers(sub):
         p._cnn_sub = p.add_subparsers(title='data commands')
     return sub.choices['data']._cnn_sub
 
-def get_and_report(name:str, path:Path|None=None) -> str:
+def get_and_report(name:str, data:Path|None=None) -> str:
     "Find or fetch dataset `name` and describe what is there (raises `NotAvailableError` with the manual steps)."
-    p = dataset_path(name, path)
+    p = dataset_path(name, data)
     counts = split_counts(p)
     lines = [f"{name}: {p}"] + [f'  {s}: {sum(c.values())} images in {len(c)} classes' for s, c in counts.items()]
     return '\n'.join(lines)

@@ -312,7 +312,7 @@ def _run_split_dl(run, dls, split, data):
     "The labelled loader of the exact `split` the run recorded: the same seed and subset, and the same files, or an error."
     name, path, (seed, mpc) = run.meta['dataset'], run_data_path(run, data), _split_seed(run.meta)
     verify_split(run.meta.get('split'), split, split_items(name, path, seed, mpc)[split], dataset_path(name, path))
-    return get_test_dl(dls, name, path=path, split=split, max_per_class=mpc, seed=seed)
+    return get_test_dl(dls, name, data=path, split=split, max_per_class=mpc, seed=seed)
 
 def default_dl(learn_or_run, # A fastai `Learner` or a saved run
                split:str='test', # 'test' or 'valid'
@@ -327,7 +327,7 @@ def default_dl(learn_or_run, # A fastai `Learner` or a saved run
     if not name: raise EvalError(f'Cannot tell which dataset to load the {split} split of: pass `dl=` (a labelled DataLoader).')
     try:
         if dls is None: return _run_split_dl(learn_or_run, _run_dls(learn_or_run, data), split, data)
-        return get_test_dl(dls, name, path=data or meta.get('data_path') or meta.get('path'), split=split)
+        return get_test_dl(dls, name, data=data or meta.get('data_path') or meta.get('path'), split=split)
     except ValueError as e:
         if split == 'test' and "no 'test'" in str(e): raise EvalError(f'{e}\n{NO_TEST}') from e
         raise

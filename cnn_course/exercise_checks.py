@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import numpy as np, pandas as pd
-from .exercises import check, exercise
+from .exercises import exercise
 from .data import class_counts
 from .evaluate import wilson_interval, most_confused
 from .learner import _size
@@ -25,7 +25,7 @@ def _not_number(x) -> tuple: return False, f'Give a number, not a {type(x).__nam
 # %% ../nbs/14b_exercise_checks.ipynb #0d51d26d
 THRESHOLDS = { # exercise: (run folder, what is measured, threshold, why this number)
     '1.3': ('runs/lesson1', 'accuracy', 0.85, 'the flowers rubric'),
-    '2.4': ('runs/lesson2-balanced', 'recall:outer', 0.80, "the clothing project's outer accuracy after oversampling"),
+    '2.4': ('runs/lesson2-balanced', 'recall:outer', 0.70, "the clothing project's outer: 72-85%; the course's full run: 78.9% of 38"),
     '3.3': ('runs/lesson3/anime', 'accuracy', 0.95, 'the anime project (98% with a frozen body)'),
     '4.3': ('runs/lesson4/lite0', 'accuracy', 0.72, "near the products project's ResNet34 (77.9%), less the interval"),
     '5.3': ('runs/lesson5', 'accuracy', 0.75, 'ten clothing classes, a frozen body'),

@@ -7,10 +7,11 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 from .core import CourseError
 from .backbones import get_backbone
-from .datasets import class_dirs, dataset_path, get_dataset, image_files
+from .datasets import dataset_path, get_dataset
+from .layout import class_dirs, image_files
 from .data import label_func, split_items
 from .evaluate import metrics_from_predictions
 from .evidence import NotebookError, read_notebook

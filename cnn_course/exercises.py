@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 import numpy as np
-from .core import CourseError, UnknownNameError
+from .core import UnknownNameError
 
 # %% auto #0
 __all__ = ['ANSWER_MIME', 'RECORD_FORMAT', 'MAX_RECORD', 'EXERCISES', 'ID_RE', 'Exercise', 'Feedback', 'ExerciseError',

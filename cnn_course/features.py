@@ -93,12 +93,13 @@ def quiet(learn:Learner) -> Learner:
 def feature_predictions(model:nn.Module, # A `create_model` model whose body has not changed since its features were cached
                         dl, # Labelled image batches
                         tta:bool=False, # Average with the mirrored images' probabilities (one more pass, cached too)
+                        pooled=None, # `f(dl, flip) -> (features, labels)`; default `pooled_features` of `model`
                        ) -> tuple:
     "Probabilities and labels of `dl` through the (persistently cached) pooled features and the head."
-    dl = dl.new(bs=FEATURE_BS, shuffle=False, drop_last=False)
-    x, y = pooled_features(model, dl)
+    dl, pooled = dl.new(bs=FEATURE_BS, shuffle=False, drop_last=False), pooled or (lambda dl, flip=False: pooled_features(model, dl, flip))
+    x, y = pooled(dl)
     p = outputs(model.head, [x]).softmax(1)
-    if tta: p = (p + outputs(model.head, [pooled_features(model, dl, flip=True)[0]]).softmax(1)) / 2
+    if tta: p = (p + outputs(model.head, [pooled(dl, flip=True)[0]]).softmax(1)) / 2
     return p, y
 
 def image_predictions(model:nn.Module, dl, tta:bool=False) -> tuple:

@@ -13,7 +13,8 @@ from .core import CourseError, ExistsError, write_atomic
 from .backbones import BACKBONES
 from .weights import create_body
 from .models import encoder
-from .datasets import class_dirs, dataset_path, is_image
+from .datasets import dataset_path
+from .layout import class_dirs, is_image
 from .evaluate import metrics_from_predictions, pct
 from .inference import EVAL_BS, outputs
 from .evidence import NotebookError, notebook_checks, read_notebook

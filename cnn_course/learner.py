@@ -16,9 +16,11 @@ from .backbones import HeadCfg, get_backbone
 from .models import CourseModel, create_model, param_groups
 from .core import cache_dir
 from .evaluate import metrics_from_predictions
-from .features import FEATURE_BS, feature_dls
+from . import inference
+from .features import feature_dls
 from .ntsnet import NTSLoss, NTSNet
-from .runs import HISTORY_COLS, save_run
+from . import runs
+from .runs import HISTORY_COLS
 
 # %% auto #0
 __all__ = ['BodyHead', 'body_frozen', 'CachedBody', 'seconds', 'EpochLog', 'course_learner', 'pd_history', 'lr_curve',
@@ -142,8 +144,8 @@ def _size(dls) -> int:
     return int(dls.one_batch()[0].shape[-1])
 
 def test_accuracy(learn:Learner, dl) -> float:
-    "Accuracy of `learn` on a labelled loader (batches of `FEATURE_BS`: faster on a CPU)."
-    preds, targs = learn.get_preds(dl=dl.new(bs=FEATURE_BS))
+    "Accuracy of `learn` on a labelled loader, through the one inference path (`inference.predictions`)."
+    preds, targs = inference.predictions(learn.model, dl)
     return float((preds.argmax(1) == targs).float().mean())
 
 @patch
@@ -163,7 +165,7 @@ def save_run(self:Learner, out:Path, # The run folder (written whole or not at a
                 dataset=dataset or rec.get('name'), seed=rec.get('seed'), split=rec.get('split'), metrics=metrics,
                 epochs=dict(frozen=phases.count('frozen'), unfrozen=phases.count('unfrozen')),
                 seconds={**seconds(self), 'total': round(sum(seconds(self).values()), 2)})
-    save_run(out, m, meta, pd_history(rows), overwrite=overwrite)
+    runs.save_run(out, m, meta, pd_history(rows), overwrite=overwrite)
     return metrics
 
 # %% ../nbs/08a_learner.ipynb #674ad962

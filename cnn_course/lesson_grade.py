@@ -4,7 +4,7 @@
 
 # %% ../nbs/12d_lesson_grade.ipynb #f4111215
 from __future__ import annotations
-import hashlib, os, shutil, sys, tempfile, time
+import os, shutil, sys, tempfile, time
 from pathlib import Path
 from .core import UsageError
 from .classroom import ClassGrades, check_out
@@ -13,7 +13,6 @@ from .rubric import Criterion, Rubric
 from .runs import read_meta
 from .sandbox import Limits, run_jobs, stage_submission
 from .exercise_grades import LESSON_DATA, LESSON4_RUNS, FileSet, build_sets, grade_lesson, lesson_exercises
-from .exercise_checks import THRESHOLDS
 
 # %% auto #0
 __all__ = ['LESSONS', 'RUN_FOLDERS', 'MAX_MB', 'lessons_rubric', 'stage_lessons', 'lesson_notebook', 'grade_lessons',

@@ -8,13 +8,17 @@ import ast, copy, json, os, subprocess, sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from .core import CourseError, NotAvailableError, cache_dir
-from .datasets import get_dataset, dataset_path, make_shapes, SHAPES
+from .datasets import get_dataset, dataset_path
+from .exercises import EXERCISES, ExerciseError, check
+from .exercise_checks import draw_shares
+from .shapes import make_shapes, SHAPES
 from .rubric import Rubric, load_rubric
 
 # %% auto #0
 __all__ = ['SIZE_ENV', 'SMALL_PER_CLASS', 'STAND_INS', 'BEGIN', 'END', 'LessonError', 'LessonFileError', 'LearnerWorkError',
            'LessonRunError', 'lesson_size', 'LessonData', 'stand_in', 'lesson_data', 'sample_photo', 'execute_notebook',
-           'lesson_rubric', 'strip_solutions', 'learner_notebook', 'learner_version', 'add_commands']
+           'lesson_rubric', 'strip_solutions', 'learner_notebook', 'learner_version', 'add_commands', 'EXERCISES',
+           'ExerciseError', 'check', 'draw_shares']
 
 # %% ../nbs/14_lessons.ipynb #d5d521d7
 class LessonError(CourseError, ValueError):
@@ -99,8 +103,7 @@ def lesson_rubric(ld:LessonData) -> Rubric:
     return r if ld.real else replace(r, name=f'{r.name} (on the {ld.name} stand-in)', dataset=ld.name, classes=None)
 
 # %% ../nbs/14_lessons.ipynb #c97684c6
-from .exercises import EXERCISES, Exercise, ExerciseError, Feedback, check, exercise
-from .exercise_checks import draw_shares
+_all_ = ['EXERCISES', 'ExerciseError', 'check', 'draw_shares']  # re-exported: the lessons import `check` from here
 
 # %% ../nbs/14_lessons.ipynb #e9762f4a
 BEGIN, END = '### BEGIN SOLUTION', '### END SOLUTION'

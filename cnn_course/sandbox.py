@@ -38,6 +38,7 @@ def stage_submission(src:Path, # The student's folder
                      max_notebooks:int=MAX_NOTEBOOKS, # Notebooks copied (a lesson submission has one per lesson)
                     ) -> dict:
     "Copy the run files and notebooks of `src` into `dst` safely: {'hashes', 'refused', 'pickles', 'links'}."
+    # imported here, not at the top: a job's child imports this module, and `runs` would bring torch (seconds)
     from cnn_course.runs import PICKLE_EXTS, RUN_FILES
     src, dst = Path(src), Path(dst); dst.mkdir(parents=True)
     info = dict(hashes={}, refused={}, pickles=[], links={})

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 from fastai.vision.all import IntToFloatTensor, Pipeline, TensorImage, aug_transforms, no_random
 from .data import AUGS
 from .images import ImageError, open_image
-from .datasets import SPLITS, class_dirs, dataset_path, image_files, split_counts
+from .datasets import dataset_path
+from .layout import SPLITS, class_dirs, image_files, split_counts
 from .report import PhotoPrediction, png
 from .runs import to_pixels
 

@@ -1,4 +1,4 @@
-"Tests of cnn_course.data: a DataBlock for every dataset on images the tests make, bad files left out, test loaders, counts."
+"Tests of cnn_course.data: a DataBlock per dataset on images the tests make, bad files left out, test loaders, counts."
 import os
 from pathlib import Path
 import matplotlib
@@ -28,7 +28,8 @@ def photos(root, classes, n=(4, 2, 2), size=(44, 36), flat=False, ext='jpg'):
         for s, m in splits:
             (root/s/c).mkdir(parents=True, exist_ok=True)
             for i in range(m):
-                Image.new('RGB', (size[0] + i, size[1]), ((53*k) % 256, (29*i) % 256, 99)).save(root/s/c/f'{s}{i}.{ext}')
+                colour = ((53*k) % 256, (29*i) % 256, 99)
+                Image.new('RGB', (size[0] + i, size[1]), colour).save(root/s/c/f'{s}{i}.{ext}')
     return root
 
 def folder_classes(name):
@@ -41,14 +42,14 @@ def folder_classes(name):
 def test_every_dataset_block(tmp_path, name):
     spec = get_dataset(name)
     root = photos(tmp_path/spec.dir_name, folder_classes(name))
-    dls = get_dls(name, path=root, size=32, bs=4)
+    dls = get_dls(name, data=root, size=32, bs=4)
     expected = sorted(spec.classes or folder_classes(name))
     assert list(dls.vocab) == expected
     n_folders = len(folder_classes(name))
     assert (len(dls.train_ds), len(dls.valid_ds)) == (4*n_folders, 2*n_folders)
     xb, yb = dls.one_batch()
     assert xb.shape == (4, 3, 32, 32) and yb.shape == (4,)
-    tdl = get_test_dl(dls, name, path=root)
+    tdl = get_test_dl(dls, name, data=root)
     assert len(tdl.dataset) == 2*n_folders
     labels = [dls.vocab[int(y)] for _, y in tdl.dataset]
     truth = [spec.mapping.get(Path(f).parent.name, Path(f).parent.name) for f in tdl.dataset.items]
@@ -56,7 +57,7 @@ def test_every_dataset_block(tmp_path, name):
 
 def test_fashion5_labels_are_mapped(tmp_path):
     root = photos(tmp_path/'clothing', folder_classes('clothing'), n=(2, 1, 1))
-    c = class_counts('fashion5', path=root)
+    c = class_counts('fashion5', data=root)
     assert c.index.tolist() == ['bottom', 'hat', 'outer', 'shoes', 'top']
     assert c.loc['top', 'train'] == 2*4 and c.loc['bottom', 'train'] == 2*3 and c.loc['hat', 'train'] == 2
 
@@ -73,8 +74,8 @@ def test_flat_folder_gets_seeded_split(tmp_path):
     assert a == b and [len(a[s]) for s in ('train', 'valid', 'test')] == [22, 4, 6]
     assert not set(a['train']) & set(a['test'])
     assert split_items('eggs', root, seed=2)['test'] != a['test']
-    dls = get_dls('eggs', path=root, size=32, bs=4, seed=7)
-    tdl = get_test_dl(dls, 'eggs', path=root)  # uses the seed of dls: no overlap with training images
+    dls = get_dls('eggs', data=root, size=32, bs=4, seed=7)
+    tdl = get_test_dl(dls, 'eggs', data=root)  # uses the seed of dls: no overlap with training images
     assert not set(tdl.dataset.items) & set(dls.train_ds.items)
 
 def test_bad_files_are_left_out_and_modes_load_as_rgb(tmp_path):
@@ -87,7 +88,7 @@ def test_bad_files_are_left_out_and_modes_load_as_rgb(tmp_path):
     Image.new('RGBA', (40, 40), (0, 0, 0, 0)).save(root/'train'/'human'/'rgba.png')
     Image.fromarray((np.arange(1600).reshape(40, 40)*40).astype(np.uint16)).save(root/'train'/'human'/'deep.png')
     Image.new('L', (40, 40), 3).save(root/'valid'/'human'/'gray.png')
-    dls = get_dls('anime', path=root, size=32, bs=4, aug=False, workers=0)
+    dls = get_dls('anime', data=root, size=32, bs=4, aug=False, workers=0)
     names = {Path(f).name for f in list(dls.train_ds.items) + list(dls.valid_ds.items)}
     assert not names & {'cut.jpg', 'zero.jpg', 'text.jpg'}
     assert {'cmyk.jpg', 'rgba.png', 'deep.png', 'gray.png'} <= names
@@ -99,7 +100,7 @@ def test_bad_files_are_left_out_and_modes_load_as_rgb(tmp_path):
 
 def test_valid_transform_is_deterministic_and_documented(tmp_path):
     root = photos(tmp_path/'flowers', list(get_dataset('flowers').classes), n=(2, 2, 2), size=(70, 40))
-    dls = get_dls('flowers', path=root, size=24, bs=4)
+    dls = get_dls('flowers', data=root, size=24, bs=4)
     a = torch.cat([x for x, _ in dls.valid]); b = torch.cat([x for x, _ in dls.valid])
     assert torch.equal(a, b)
     f = dls.valid_ds.items[0]
@@ -112,7 +113,7 @@ def test_valid_transform_is_deterministic_and_documented(tmp_path):
 
 def test_stats_and_no_aug(tmp_path):
     root = photos(tmp_path/'clothing', folder_classes('clothing'), n=(1, 1, 1), size=(32, 32))
-    dls = get_dls('clothing', path=root, size=32, bs=10, stats=((0.5,)*3, (0.5,)*3), aug=False)
+    dls = get_dls('clothing', data=root, size=32, bs=10, stats=((0.5,)*3, (0.5,)*3), aug=False)
     x, _ = dls.valid.one_batch()
     ims = [np.asarray(RGBImage.create(f), dtype=np.float32)/255 for f in dls.valid_ds.items[:10]]
     assert np.allclose(x.permute(0, 2, 3, 1).numpy(), (np.stack(ims) - 0.5)/0.5, atol=1e-5)
@@ -135,34 +136,35 @@ def test_max_per_class_is_seeded(tmp_path):
 def test_counts_imbalance_and_balanced_sampling(tmp_path):
     root = tmp_path/'clothing'
     photos(root, ['hat'], n=(3, 2, 1)); photos(root, ['pants'], n=(24, 2, 1))
-    counts = class_counts('clothing', path=root)
-    assert counts.to_dict() == {'train': {'hat': 3, 'pants': 24}, 'valid': {'hat': 2, 'pants': 2}, 'test': {'hat': 1, 'pants': 1}}
+    counts = class_counts('clothing', data=root)
+    assert counts.to_dict() == {'train': {'hat': 3, 'pants': 24}, 'valid': {'hat': 2, 'pants': 2},
+                                'test': {'hat': 1, 'pants': 1}}
     t = imbalance_table(counts)
     assert t.loc['hat', 'ratio'] == 8.0 and abs(t['share'].sum() - 1) < 1e-6 and imbalance_ratio(counts) == 8.0
-    plain = get_dls('clothing', path=root, size=16, bs=9, aug=False)
+    plain = get_dls('clothing', data=root, size=16, bs=9, aug=False)
     assert class_counts(plain).loc['hat', 'train'] == 3
     torch.manual_seed(0); np.random.seed(0)
-    dls = get_dls('clothing', path=root, size=16, bs=9, balanced=True, aug=False)
+    dls = get_dls('clothing', data=root, size=16, bs=9, balanced=True, aug=False)
     ys = torch.cat([y for _ in range(10) for _, y in dls.train])
     share_hat = (ys == dls.vocab.o2i['hat']).float().mean().item()
     assert 0.35 < share_hat < 0.65  # ~0.5 instead of 3/27 = 0.11
     assert set(dls.valid_ds.items) == set(plain.valid_ds.items)  # valid is never resampled
-    ax = plot_class_counts('clothing', path=root)
+    ax = plot_class_counts('clothing', data=root)
     assert len(ax.patches) == 6
 
 def test_test_loader_errors(tmp_path):
     root = photos(tmp_path/'anime', ['anime', 'human'], n=(2, 1, 1))
-    dls = get_dls('anime', path=root, size=16, bs=2)
+    dls = get_dls('anime', data=root, size=16, bs=2)
     photos(root, ['cartoon'], n=(0, 0, 1))
-    with pytest.raises(ValueError, match='not trained on: cartoon'): get_test_dl(dls, 'anime', path=root)
+    with pytest.raises(ValueError, match='not trained on: cartoon'): get_test_dl(dls, 'anime', data=root)
     with pytest.raises(ValueError, match="Unknown split 'nope'. Available: train, valid, test"):
-        get_test_dl(dls, 'anime', path=root, split='nope')
+        get_test_dl(dls, 'anime', data=root, split='nope')
     for f in (root/'test').rglob('*.jpg'): f.unlink()
-    with pytest.raises(ValueError, match="no 'test' images"): get_test_dl(dls, 'anime', path=root)
+    with pytest.raises(ValueError, match="no 'test' images"): get_test_dl(dls, 'anime', data=root)
 
 def test_missing_valid_split_is_explained(tmp_path):
     root = photos(tmp_path/'anime', ['anime', 'human'], n=(2, 0, 0))
-    with pytest.raises(ValueError, match='0 valid images'): get_dls('anime', path=root)
+    with pytest.raises(ValueError, match='0 valid images'): get_dls('anime', data=root)
 
 def test_block_is_a_fastai_datablock(tmp_path):
     from fastai.data.block import DataBlock

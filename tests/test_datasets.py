@@ -1,18 +1,20 @@
 "Tests of cnn_course.datasets: the registry, generated datasets, the lookup order and the download path (no network)."
-import argparse, io, tarfile, urllib.error, zipfile
+import argparse, inspect, io, tarfile, urllib.error, zipfile
 from dataclasses import replace
 from pathlib import Path
 import pytest
 from PIL import Image
 from cnn_course import catalog, core
 from cnn_course.core import NotAvailableError, UnknownNameError
-from cnn_course.datasets import (DATASETS, GROCERY, GROCERY10, dataset_path, get_dataset, make_digits,
-                                 make_shapes, relayout, split_counts)
+from cnn_course.datasets import DATASETS, GROCERY, GROCERY10, dataset_path, get_dataset, relayout
+from cnn_course.layout import split_counts
+from cnn_course.shapes import make_digits, make_shapes
 from cnn_course.catalog import datasets_table
 from cnn_course.catalog import reported_text
 from cnn_course.compare import reported_accuracies
 
-REQUIRED = ['flowers', 'clothing', 'fashion5', 'sports100', 'eggs', 'anime', 'grocery', 'grocery10', 'products10', 'products30',
+REQUIRED = ['flowers', 'clothing', 'fashion5', 'sports100', 'eggs', 'anime', 'grocery', 'grocery10', 'products10',
+            'products30',
             'digits', 'shapes']
 REAL = pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)
 
@@ -62,9 +64,12 @@ def test_reported_accuracies_and_details():
     assert get_dataset('flowers').size_bytes == 228813984
 
 # the accuracies each original project reported, as `compare_runs` reads them (label, fraction)
-PROJECTS = {'flowers': [('VGG16', .875), ('ResNet18', .875), ('ResNet34', .75), ('ResNet50', .875), ('original rubric project', .85)],
-            'fashion5': [('AlexNet', .91), ('VGG', .96), ('ResNet', .93)], 'sports100': [('EfficientNetB0', .97), ('ResNet50', .89)],
-            'eggs': [('ResNet, body frozen', .96)], 'anime': [('EfficientNet, body frozen', .98), ('EfficientNet, fine-tuned', .99)],
+PROJECTS = {'flowers': [('VGG16', .875), ('ResNet18', .875), ('ResNet34', .75), ('ResNet50', .875),
+                        ('original rubric project', .85)],
+            'fashion5': [('AlexNet', .91), ('VGG', .96), ('ResNet', .93)],
+            'sports100': [('EfficientNetB0', .97), ('ResNet50', .89)],
+            'eggs': [('ResNet, body frozen', .96)],
+            'anime': [('EfficientNet, body frozen', .98), ('EfficientNet, fine-tuned', .99)],
             'grocery10': [('ResNet34', .7792), ('DenseNet161', .909), ('GoogLeNet', .9025)],
             'grocery': [('ResNet34', .5238), ('DenseNet161', .5031), ('GoogLeNet', .677), ('NTS-Net', .93)]}
 
@@ -72,7 +77,8 @@ PROJECTS = {'flowers': [('VGG16', .875), ('ResNet18', .875), ('ResNet34', .75), 
 def test_every_project_reports_its_numbers(name):
     assert [(r.label, pytest.approx(r.accuracy)) for r in reported_accuracies(name)] == PROJECTS[name]
     stand_in = {'grocery10': 'products10', 'grocery': 'products30'}.get(name)
-    if stand_in: assert [r.accuracy for r in reported_accuracies(stand_in)] == [r.accuracy for r in reported_accuracies(name)]
+    accs = lambda n: [r.accuracy for r in reported_accuracies(n)]
+    if stand_in: assert accs(stand_in) == accs(name)
     assert [r.kind for r in reported_accuracies('flowers')][-1] == 'target'
 
 def test_grocery_views():
@@ -158,8 +164,18 @@ def test_generated_datasets_need_no_network(home, monkeypatch):
     assert p == home/'datasets'/'shapes' and split_counts(p)['train']
     assert dataset_path('digits') == home/'datasets'/'digits'
 
-@pytest.mark.parametrize('name,fix', [('eggs', 'frankpereny/broken-eggs'), ('anime', 'anime/'), ('products10', 'AI Hub'),
-                                      ('products30', 'AI Hub'), ('sports100', 'kaggle datasets download'),
+def test_generated_datasets_split_as_the_registry_says(home, monkeypatch):
+    "`dataset_path` writes `shapes` with the registry's shares, and `make_shapes`' defaults are those shares."
+    for name, make in (('shapes', make_shapes), ('digits', make_digits)):
+        ps, spec = inspect.signature(make).parameters, get_dataset(name)
+        assert (ps['valid_pct'].default, ps['test_pct'].default) == (spec.valid_pct, spec.test_pct)
+    monkeypatch.setitem(DATASETS, 'shapes', replace(DATASETS['shapes'], valid_pct=0.5, test_pct=0.25))
+    c = split_counts(dataset_path('shapes'))
+    assert [c[s]['circle'] for s in ('train', 'valid', 'test')] == [10, 20, 10]
+
+@pytest.mark.parametrize('name,fix', [('eggs', 'frankpereny/broken-eggs'), ('anime', 'anime/'),
+                                      ('products10', 'AI Hub'), ('products30', 'AI Hub'),
+                                      ('sports100', 'kaggle datasets download'),
                                       ('grocery', 'GroceryStoreDataset'), ('grocery10', 'GroceryStoreDataset')])
 def test_manual_datasets_say_how_to_get_them(home, name, fix):
     with pytest.raises(NotAvailableError) as e: dataset_path(name)
@@ -179,7 +195,8 @@ def test_grocery10_is_a_view_of_ten_classes(home, tmp_path, monkeypatch):
     v = dataset_path('grocery10')
     assert split_counts(v) == {'train': {c: 2 for c in GROCERY10}, 'test': {c: 1 for c in GROCERY10}}
     assert v.is_relative_to(home/'datasets'/'views') and dataset_path('grocery10') == v
-    assert all((v/'train'/c).resolve() == (tmp_path/'data'/'grocery'/'train'/c).resolve() for c in GROCERY10)  # links, no copies
+    src = tmp_path/'data'/'grocery'/'train'
+    assert all((v/'train'/c).resolve() == (src/c).resolve() for c in GROCERY10)  # links, no copies
     assert len(split_counts(dataset_path('grocery'))['train']) == 30
     monkeypatch.setenv('CNN_COURSE_DATA', str(tmp_path/'other'))  # another copy of the photos: another view
     fake_grocery(tmp_path/'other'/'grocery', n=3)
@@ -200,9 +217,11 @@ def test_no_download_when_told_not_to(home, monkeypatch):
 @pytest.fixture
 def flowers_archive(tmp_path, monkeypatch):
     "Point `flowers` at a local tgz laid out like flower_photos.tgz (class folders, no split)."
-    arc = tgz_of(class_folders(tmp_path/'src', ('daisy', 'tulips'), n=10, wrap='flower_photos'), tmp_path/'flower_photos.tgz')
-    monkeypatch.setitem(DATASETS, 'flowers', replace(DATASETS['flowers'], urls=(arc.as_uri(),), size_bytes=arc.stat().st_size,
-                                                     sha256=core.file_sha256(arc)))
+    src = class_folders(tmp_path/'src', ('daisy', 'tulips'), n=10, wrap='flower_photos')
+    arc = tgz_of(src, tmp_path/'flower_photos.tgz')
+    spec = replace(DATASETS['flowers'], urls=(arc.as_uri(),), size_bytes=arc.stat().st_size,
+                   sha256=core.file_sha256(arc))
+    monkeypatch.setitem(DATASETS, 'flowers', spec)
     return arc
 
 def test_download_extract_and_split(home, flowers_archive):

@@ -105,7 +105,7 @@ def test_one_row_per_student_and_the_class_completes(klass):
 def test_grades_do_not_depend_on_order_or_workers(klass, tmp_path):
     "The same class in reverse order with two workers, and the good student alone, first and last: identical rows."
     subs = sorted(klass['subs'].iterdir())
-    rev = grade_class(subs[::-1], klass['hidden'], klass['rubric'], out=tmp_path/'rev', data=klass['public'], progress=False, workers=2)
+    grade_class(subs[::-1], klass['hidden'], klass['rubric'], out=tmp_path/'rev', data=klass['public'], progress=False, workers=2)
     key = lambda t: sorted(t.splitlines())
     assert key((tmp_path/'rev'/'grades.csv').read_text()) == key((klass['root']/'grades'/'grades.csv').read_text())
     good = klass['subs']/'good'

@@ -11,7 +11,6 @@ from cnn_course.datasets import get_dataset
 from cnn_course.evaluate import wilson_interval
 from cnn_course.exercises import ANSWER_MIME
 from cnn_course.lessons import check
-from cnn_course.exercise_grades import LESSON_DATA
 from cnn_course.grade import pack_submission, self_check
 from cnn_course.lesson_grade import grade_lessons, lessons_rubric
 from cnn_course.models import create_model, encoder

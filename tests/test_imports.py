@@ -60,12 +60,21 @@ def test_no_import_cycles():
 def test_registry_imports_nothing_that_builds():
     assert GRAPH['backbones'][0] <= {'core'}
 
+def test_folder_layout_and_generated_data_sit_below_the_dataset_registry():
+    assert GRAPH['layout'][0] == set() and GRAPH['shapes'][0] <= {'core', 'layout'}
+    assert {'layout', 'shapes'} <= GRAPH['datasets'][0]
+
 # Modules that still import inside functions (issue #14 follow-ups). Strict: a fixed module must leave the list.
-PENDING = {'classroom': 'grading (12b)', 'lms': 'grading (12c)', 'sandbox': 'grading (12a)',
-           'learner': 'training (08a)', 'train': 'training (08)'}
+PENDING = {'learner': 'training (08a)', 'train': 'training (08)'}
+# Imports inside a function kept on purpose (no cycle behind them), with why: {module: {imported module: reason}}.
+ALLOWED = {'sandbox': {'runs': "each job's child imports sandbox: at its top, runs would bring torch into every child"}}
+
+def test_allowed_inner_imports_break_no_cycle():
+    graph = {m: top | set(ALLOWED.get(m, {})) for m, (top, _) in GRAPH.items()}
+    assert _cycle(graph) is None
 
 @pytest.mark.parametrize('mod', [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=f'to fix in {PENDING[m]}'))
                                  if m in PENDING else m for m in MODULES])
 def test_no_cnn_course_import_inside_a_function(mod):
-    inner = GRAPH[mod][1]
+    inner = [(line, t) for line, t in GRAPH[mod][1] if t not in ALLOWED.get(mod, {})]
     assert not inner, f'{mod}.py imports cnn_course modules in functions (line, module): {inner}'

@@ -2,9 +2,8 @@
 import csv, io, json, os, shutil, stat, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
-from cnn_course.classroom import grade_class
+from cnn_course.classroom import grade_class, merge_lms
 from cnn_course.datasets import make_shapes
-from cnn_course.lms import gradescope_bundle, merge_lms
 from cnn_course.rubric import parse_rubric
 from cnn_course.train import train
 from test_grade import RUBRIC, _notebook

@@ -39,7 +39,7 @@ def test_saved_run_reloads_with_same_predictions_and_no_pickle(shapes, tmp_path,
 def test_random_init_is_recorded_not_silent(shapes, tmp_path):
     meta = json.loads((_scratch(shapes, out=tmp_path/'run').path/'model.json').read_text())
     assert meta['pretrained'] is False and meta['weights_source'].startswith('random init')
-    assert meta['epochs'] == {'frozen': 0, 'unfrozen': 2} and meta['metrics']['n_test'] == len(list((shapes/'test').rglob('*.png')))
+    assert meta['epochs'] == {'frozen': 0, 'top': 0, 'unfrozen': 2} and meta['metrics']['n_test'] == len(list((shapes/'test').rglob('*.png')))
 
 def test_same_seed_same_run(shapes):
     a, b = _scratch(shapes, seed=3), _scratch(shapes, seed=3)
@@ -47,7 +47,7 @@ def test_same_seed_same_run(shapes):
 
 def test_pretrained_lite0_caches_features_then_unfreezes(shapes, tmp_path):
     t = train('shapes', data=shapes, size=64, epochs=1, out=tmp_path/'run')
-    assert list(t.history.phase) == ['frozen']*20 + ['unfrozen']
+    assert list(t.history.phase) == ['frozen']*20 + ['top']*2 + ['unfrozen']  # the lite0 recipe's top-block epochs
     assert t.meta['pretrained'] and 'efficientnet' in t.meta['weights_source']
     assert {'features', 'lr_find', 'frozen', 'unfrozen', 'evaluate'} <= set(t.meta['seconds'])
     assert t.metrics['test_accuracy'] >= 0.8, t.metrics  # chance is 1/3

@@ -1,13 +1,12 @@
 "Widgets: the pure functions behind them, and the widgets driven by setting their values in code (ipywidgets 8)."
 import datetime, io, re
-from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
 from traitlets import TraitError
 from matplotlib.figure import Figure
 from cnn_course import widgets as W
 from cnn_course.data import AUGS
-from cnn_course.datasets import make_shapes
+from cnn_course.shapes import make_shapes
 from cnn_course.report import PhotoPrediction
 from cnn_course.runs import load_run, to_pixels
 from cnn_course.train import LRSuggestions, SUGGESTERS, train

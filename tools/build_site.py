@@ -9,7 +9,7 @@ With Quarto on PATH the pages are rendered by Quarto (`nbdev.quarto_render.rende
 without it by nbconvert, with a sidebar linking every page. PyPI's `quarto-cli` downloads Quarto from GitHub while it
 installs, so it cannot be installed where only package registries are reachable: there nbconvert renders the site."""
 from __future__ import annotations
-import argparse, html, json, os, re, shutil, sys, time
+import argparse, html, json, os, re, shutil, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ class Page:
 def page_href(nb:Path, # A notebook of nbs/ or lessons/
               section:str, # 'Package' or 'Lessons'
              ) -> str:
-    "nbdev's page name for a package notebook (numeric prefix dropped: `13_widgets` -> `widgets.html`); lessons keep theirs."
+    "nbdev's page name for a package notebook (`13_widgets` -> `widgets.html`); lessons keep theirs."
     if section == 'Lessons': return f'lessons/{nb.stem}.html'
     return re.sub(r'^\d+[a-z]?_', '', nb.stem) + '.html'
 
@@ -76,14 +76,16 @@ def process_package(only:list|None=None, # Package notebook prefixes ('13_widget
     "nbdev's processed notebooks (show_doc signatures, doc links, directives applied), in `_proc/`."
     from nbdev.serve import proc_nbs
     nbs = select([*(root/'nbs').glob('*.ipynb')], only)
-    def proc(group): return Path(proc_nbs(str(root/'nbs'), file_re='^(' + '|'.join(re.escape(p.name) for p in group) + ')$',
-                                          n_workers=min(2, os.cpu_count() or 1)))
+    def proc(group):
+        names = '^(' + '|'.join(re.escape(p.name) for p in group) + ')$'
+        return Path(proc_nbs(str(root/'nbs'), file_re=names, n_workers=min(2, os.cpu_count() or 1)))
     try: cache = proc(nbs); return [cache/p.name for p in nbs]
-    except Exception as e: print(f'nbdev could not process every notebook ({str(e).splitlines()[0]}): one at a time', flush=True)
+    except Exception as e:
+        print(f'nbdev could not process every notebook ({str(e).splitlines()[0]}): one at a time', flush=True)
     return [_proc_one(proc, p) for p in nbs]
 
 def _proc_one(proc, nb:Path) -> Path:
-    "`nb` processed by nbdev, or as it is (prose and code, no signatures) when nbdev fails on it (it runs cells with imports)."
+    "`nb` processed by nbdev, or as it is (prose and code, no signatures) when nbdev fails on it (it runs imports)."
     try: return proc([nb])/nb.name
     except Exception as e:
         print(f'warning: {nb.name} shown unprocessed: nbdev failed on it: {str(e).splitlines()[0]}', flush=True)
@@ -111,12 +113,14 @@ def _links(md:str, # Markdown
         return label[1:] if known is not None and page not in known else f'{label}]({prefix}{page}{anchor or ""})'
     md = re.sub(r'(\[[^\]]*)\]\(/([\w.-]+\.html)(#[^)\s]*)?\)', root, md)
     md = re.sub(r'\]\((?:\.\./)?nbs/(\d+[a-z]?_)?([\w-]+)\.ipynb', lambda m: f']({prefix}{m.group(2)}.html', md)
-    return re.sub(r'\]\((?:\.\./)?(?:lessons/)?(\d\d_[\w-]+)\.ipynb', lambda m: f']({prefix}lessons/{m.group(1)}.html', md)
+    lesson = r'\]\((?:\.\./)?(?:lessons/)?(\d\d_[\w-]+)\.ipynb'
+    return re.sub(lesson, lambda m: f']({prefix}lessons/{m.group(1)}.html', md)
 
 def _only_warnings(o:dict) -> bool:
     "A stderr stream that holds only Python warnings (library deprecations the learner cannot act on)."
     text = ''.join(o.get('text', '')) if o.get('name') == 'stderr' else ''
-    return bool(text) and all(re.search(r'\w+Warning: ', l) or l.startswith(' ') or not l.strip() for l in text.splitlines())
+    warning = lambda l: re.search(r'\w+Warning: ', l) or l.startswith(' ') or not l.strip()
+    return bool(text) and all(warning(l) for l in text.splitlines())
 
 CELL_KEYS = {'code': {'cell_type', 'id', 'metadata', 'source', 'outputs', 'execution_count'},
              'markdown': {'cell_type', 'id', 'metadata', 'source', 'attachments'}}
@@ -128,21 +132,25 @@ def prepare(nb:dict, # A notebook (processed or executed), changed in place
     "The notebook as a page shows it: heading from the front matter, no directives, widgets noted, links fixed."
     fm, cells = _front_matter(nb), []
     if fm.get('title') and not fm.get('heading'):
-        cells.append({'cell_type': 'markdown', 'id': 'title', 'metadata': {}, 'source': f"# {fm['title']}\n\n> {fm.get('description', '')}"})
+        title = f"# {fm['title']}\n\n> {fm.get('description', '')}"
+        cells.append({'cell_type': 'markdown', 'id': 'title', 'metadata': {}, 'source': title})
     for c in nb['cells']:
         s = ''.join(c['source'])
         if c['cell_type'] == 'raw' or c['cell_type'] == 'code' and re.search(r'^#\|\s*hide\s*$', s, re.M): continue
         if c['cell_type'] == 'markdown': c['source'] = _links(s, prefix, known)
         if c['cell_type'] == 'code':
-            if re.search(r'^#\|\s*echo:\s*false', s, re.M): c['metadata']['tags'] = ['remove_input']  # show_doc: output only
+            # show_doc: output only
+            if re.search(r'^#\|\s*echo:\s*false', s, re.M): c['metadata']['tags'] = ['remove_input']
             c['source'] = '\n'.join(l for l in s.splitlines() if not l.startswith('#|'))
             for o in c.get('outputs', []):
                 if WIDGET in o.get('data', {}): o['data'] = {'text/html': WIDGET_NOTE}
-                if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = _links(''.join(o['data']['text/markdown']), prefix, known)
+                d = o.get('data', {})
+                if 'text/markdown' in d: d['text/markdown'] = _links(''.join(d['text/markdown']), prefix, known)
             c['outputs'] = [o for o in c.get('outputs', []) if o.get('data', True) and not _only_warnings(o)]
         cells.append(c)
-    for c in cells: c['metadata'] = {k: v for k, v in c['metadata'].items() if k == 'tags'}  # execnb's timings break nbformat
-    nb['cells'] = [{k: v for k, v in c.items() if k in CELL_KEYS[c['cell_type']]} for c in cells]  # nbdev adds its own keys
+    # execnb's timings break nbformat; nbdev adds its own keys
+    for c in cells: c['metadata'] = {k: v for k, v in c['metadata'].items() if k == 'tags'}
+    nb['cells'] = [{k: v for k, v in c.items() if k in CELL_KEYS[c['cell_type']]} for c in cells]
     return nb
 
 def sidebar(pages:list, # Every `Page` of the site
@@ -153,13 +161,16 @@ def sidebar(pages:list, # Every `Page` of the site
     up = '../' * current.href.count('/')
     out = [f'<nav class="course-nav"><p><a href="{up}index.html"><b>cnn_course</b></a></p>']
     for sec in ('Lessons', 'Package'):
-        items = ''.join(f'<li><a href="{up}{p.href}"{" class=here" if p == current else ""}>{html.escape(titles[p.href])}</a></li>'
-                        for p in pages if p.section == sec and p.href != 'index.html')
+        here = lambda p: ' class=here' if p == current else ''
+        link = lambda p: f'<a href="{up}{p.href}"{here(p)}>{html.escape(titles[p.href])}</a>'
+        items = ''.join(f'<li>{link(p)}</li>' for p in pages if p.section == sec and p.href != 'index.html')
         out.append(f'<p>{sec}</p><ul>{items}</ul>')
     return ''.join(out) + '</nav>'
 
-STYLE = ('<link rel="icon" href="data:,"><style>.course-nav{position:fixed;top:0;left:0;width:230px;height:100%;overflow:auto;padding:8px 12px;'
-         'background:#f6f6f6;border-right:1px solid #ddd;font:13px sans-serif}.course-nav ul{padding-left:14px;margin:0}'
+STYLE = ('<link rel="icon" href="data:,"><style>'
+         '.course-nav{position:fixed;top:0;left:0;width:230px;height:100%;overflow:auto;padding:8px 12px;'
+         'background:#f6f6f6;border-right:1px solid #ddd;font:13px sans-serif}'
+         '.course-nav ul{padding-left:14px;margin:0}'
          '.course-nav .here{font-weight:bold}body{margin-left:260px!important}</style>')
 
 def render_nbconvert(nb:dict, # A prepared notebook
@@ -200,13 +211,14 @@ def quarto_config(root:Path=ROOT):
     from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
     os.chdir(root)  # nbdev finds its settings from the working folder
     refresh_quarto_yml(); nbdev_sidebar.__wrapped__(path=root/'nbs')
-    if not (root/'nbs'/'styles.css').exists(): (root/'nbs'/'styles.css').write_text('.cell-output pre { margin-left: 0.8rem; }\n')
+    css = root/'nbs'/'styles.css'
+    if not css.exists(): css.write_text('.cell-output pre { margin-left: 0.8rem; }\n')
 
 def write_site_quarto(cache:Path, # nbdev's `_proc` folder (the processed package notebooks and `_quarto.yml`)
                       lessons:list, # Executed lesson notebooks
                       out:Path, # The site folder
                      ) -> Path:
-    "Render with Quarto, as `nbdev-docs` does, the executed lessons copied in as `lessons/` (pages, not in the sidebar)."
+    "Render with Quarto, as `nbdev-docs` does, the executed lessons copied in as `lessons/` (not in the sidebar)."
     from nbdev.quarto_render import render_quarto
     (cache/'lessons').mkdir(exist_ok=True)
     for nb in lessons: shutil.copy2(nb, cache/'lessons'/nb.name)
@@ -224,24 +236,28 @@ def build_site(out:Path=ROOT/'_docs', # The site folder (replaced)
               ) -> Path:
     "Execute the lessons, process the package notebooks, render both; the site's index page."
     if renderer == 'auto': renderer = 'quarto' if quarto_available() else 'nbconvert'
-    if renderer == 'quarto' and not quarto_available(): raise SystemExit('Quarto is not on PATH: use --renderer nbconvert.')
+    if renderer == 'quarto' and not quarto_available():
+        raise SystemExit('Quarto is not on PATH: use --renderer nbconvert.')
     if renderer == 'quarto': quarto_config(root)
     executed = execute_lessons(Path(build)/'lessons', lessons, size, root=root, reuse=reuse)
     package_nbs = process_package(package if package is None or 'index' in package else [*package, 'index'], root=root)
     if renderer == 'quarto': return write_site_quarto(package_nbs[0].parent, executed, Path(out))/'index.html'
-    pages = [Page(p, page_href(p, 'Package'), 'Package') for p in package_nbs] + [Page(p, page_href(p, 'Lessons'), 'Lessons') for p in executed]
+    sections = (('Package', package_nbs), ('Lessons', executed))
+    pages = [Page(p, page_href(p, sec), sec) for sec, nbs in sections for p in nbs]
     write_site(pages, Path(out))
     return Path(out)/'index.html'
 
 def main(argv=None):
-    a = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument('--out', type=Path, default=ROOT/'_docs', help='site folder (replaced)')
     a.add_argument('--build', type=Path, default=ROOT/'build'/'site', help='where the lessons are executed')
     a.add_argument('--lessons', nargs='*', help='lesson prefixes, e.g. 01 03 (default: all)')
     a.add_argument('--package', nargs='*', help='package notebook prefixes, e.g. 13_widgets (default: all)')
     a.add_argument('--size', choices=('small', 'full'), default='small', help='lesson size (full: every photo)')
     a.add_argument('--renderer', choices=('auto', 'quarto', 'nbconvert'), default='auto')
-    a.add_argument('--reuse', action='store_true', help='keep lessons already executed in --build since they last changed')
+    a.add_argument('--reuse', action='store_true',
+                   help='keep lessons already executed in --build since they last changed')
     o = a.parse_args(argv)
     t = time.time()
     index = build_site(o.out, o.build, o.lessons, o.package, o.size, o.renderer, reuse=o.reuse)

@@ -1,0 +1,72 @@
+"The persistent feature cache and top-block fine-tuning through `train`, on small generated images."
+import os
+from pathlib import Path
+import pytest, torch
+from cnn_course import featcache
+from cnn_course.data import get_test_dl
+from cnn_course.datasets import make_shapes
+from cnn_course.features import image_predictions
+from cnn_course.models import create_model
+from cnn_course.runs import load_run
+from cnn_course.train import prepare, train
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home'))
+    monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
+
+@pytest.fixture()
+def shapes(tmp_path):
+    return make_shapes(tmp_path/'data'/'shapes', n_classes=3, size=40, n_per_class=16, seed=0)
+
+def _computes(monkeypatch):
+    "Count the lower-body passes (cache misses)."
+    from cnn_course import finetune
+    calls, orig = [], finetune._acts
+    monkeypatch.setattr(finetune, '_acts', lambda *a: calls.append(1) or orig(*a))
+    return calls
+
+def test_cache_hits_then_invalidates_on_mtime_and_weights(shapes, monkeypatch):
+    calls = _computes(monkeypatch)
+    prepare('shapes', data=shapes, size=32); n = len(calls)
+    assert n == 2 and featcache.cache_info()['files'] == 4  # train and valid: maps and pooled features
+    prepare('shapes', data=shapes, size=32); assert len(calls) == n  # warm: nothing recomputed
+    f = sorted((shapes/'train').rglob('*.png'))[0]; st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new modification time
+    prepare('shapes', data=shapes, size=32); assert len(calls) == n + 1  # train only: valid files did not change
+    st = prepare('shapes', data=shapes, size=40); assert len(calls) == n + 3  # other preprocessing
+    from cnn_course.finetune import activations
+    activations(st.top, st.learn.dls.valid); assert len(calls) == n + 3  # hit
+    with torch.no_grad(): st.learn.model.body.model.conv_stem.weight.mul_(1.01)  # other weights
+    activations(st.top, st.learn.dls.valid); assert len(calls) == n + 4
+
+def test_cache_is_size_bounded(shapes, monkeypatch):
+    monkeypatch.setenv(featcache.SIZE_ENV, '0.01')  # 10 KiB: smaller than one split's maps
+    prepare('shapes', data=shapes, size=32)
+    assert featcache.cache_info()['files'] == 1  # the newest file is kept, older ones evicted
+    assert featcache.clear_cache() == 1 and featcache.cache_info()['files'] == 0
+
+def test_top_finetuning_trains_the_top_only_and_saves_a_run_that_predicts_as_evaluated(shapes, tmp_path):
+    pristine = create_model('tf_efficientnet_lite0', 3).state_dict()
+    t = train('shapes', data=shapes, size=48, top_epochs=2, tta=True, out=tmp_path/'run')
+    assert list(t.history.phase) == ['frozen']*20 + ['top']*2 and {'top', 'features'} <= set(t.meta['seconds'])
+    sd = t.learn.model.state_dict()
+    lower = [k for k in sd if k.startswith('0.model.') and not any(s in k for s in ('blocks.6', 'conv_head', 'bn2'))]
+    assert lower and all(torch.equal(sd[k], pristine[k]) for k in lower)  # the cached lower body never changes
+    assert not torch.equal(sd['0.model.blocks.6.0.conv_pw.weight'], pristine['0.model.blocks.6.0.conv_pw.weight'])
+    test_dl = get_test_dl(t.learn.dls, 'shapes', shapes)
+    p, y = image_predictions(t.learn.model, test_dl)  # the whole model on images, no cache
+    assert abs(float((p.argmax(1) == y).float().mean()) - t.metrics['test_accuracy']) < 1e-6
+    assert 0 <= t.metrics['test_accuracy_tta'] <= 1
+    files = [Path(f) for f in test_dl.items]
+    torch.testing.assert_close(load_run(tmp_path/'run').probabilities(files), p, atol=1e-4, rtol=1e-3)
+
+def test_cache_cli_info_and_clear(shapes, capsys):
+    import argparse, json
+    p = argparse.ArgumentParser(); featcache.add_commands(p.add_subparsers())
+    prepare('shapes', data=shapes, size=32)
+    a = p.parse_args(['cache', 'info']); assert a.func(a) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info['files'] == 4 and info['mib'] >= 0 and info['folder'].endswith('features')
+    a = p.parse_args(['cache', 'clear']); assert a.func(a) == 0
+    assert 'removed 4 cached feature files' in capsys.readouterr().out and featcache.cache_info()['files'] == 0

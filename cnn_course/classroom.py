@@ -19,7 +19,7 @@ from .sandbox import Limits, run_jobs, stage_submission
 
 # %% auto #0
 __all__ = ['GRADESCOPE_TEST_FIELDS', 'safe_name', 'csv_cell', 'check_out', 'ClassGrades', 'gradescope_results', 'merge_lms',
-           'write_exports', 'preflight', 'grade_class', 'add_commands']
+           'write_exports', 'preflight', 'submission_folders', 'class_grades', 'grade_class', 'add_commands']
 
 # %% ../nbs/12b_classroom.ipynb #516d9526
 def safe_name(name:str) -> str:
@@ -134,6 +134,21 @@ def preflight(test:TestSet, rubric:Rubric, metas:list, work:Path) -> dict:
                                       'shows where they are looked for) or restrict the rubric\'s `allowed` backbones, then grade again.')
     return refs
 
+# %% ../nbs/12b_classroom.ipynb #8fe91d4a
+def submission_folders(submissions:Path|list, # Folder with one sub-folder per student, or a list of submission folders
+                      ) -> list:
+    "The submission folders to grade: the list as given, or every sub-folder (not a link) of one folder."
+    if isinstance(submissions, (list, tuple)): subs = [Path(p) for p in submissions]
+    else: subs = sorted(p for p in Path(submissions).iterdir() if p.is_dir() and not p.is_symlink()) if Path(submissions).is_dir() else []
+    if not subs: raise InstructorError(f'{submissions} has no submission folders (one folder per student).')
+    return subs
+
+def class_grades(rubric:Rubric, results:list, t0:float, review:dict, out:Path|None, overwrite:bool, formats:tuple) -> 'ClassGrades':
+    "The class's grades, timed from `t0`, saved whole to `out` when given."
+    g = ClassGrades(rubric, results, round(time.perf_counter() - t0, 2), review)
+    if out: g.save(out, overwrite, formats)
+    return g
+
 # %% ../nbs/12b_classroom.ipynb #a3c9b185
 def _timed(fn, *args) -> dict:
     t0 = time.perf_counter(); out = fn(*args); return {**out, 'seconds': time.perf_counter() - t0}
@@ -186,9 +201,7 @@ def grade_class(submissions:Path|list, # Folder with one sub-folder per student,
     rubric, t0 = rubric or load_rubric(), time.perf_counter()
     if out: check_out(out, overwrite)
     test = TestSet(test_data, rubric.classes)
-    if isinstance(submissions, (list, tuple)): subs = [Path(p) for p in submissions]
-    else: subs = sorted(p for p in Path(submissions).iterdir() if p.is_dir() and not p.is_symlink()) if Path(submissions).is_dir() else []
-    if not subs: raise InstructorError(f'{submissions} has no submission folders (one folder per student).')
+    subs = submission_folders(submissions)
     work = Path(tempfile.mkdtemp(prefix='cnn_course_grading_'))
     try:
         staged = [work/'subs'/f'{i:04d}' for i in range(len(subs))]
@@ -208,9 +221,7 @@ def grade_class(submissions:Path|list, # Folder with one sub-folder per student,
         res = [_result(s.name, rubric, {k: ans[(i, k)] for k in ('model', 'notebook')}, {**{str(d): 'your submission'}, **paths})
                for i, (s, d) in enumerate(zip(subs, staged))]
     finally: shutil.rmtree(work, ignore_errors=True)
-    g = ClassGrades(rubric, res, round(time.perf_counter() - t0, 2), _review([s.name for s in subs], infos))
-    if out: g.save(out, overwrite, formats)
-    return g
+    return class_grades(rubric, res, t0, _review([s.name for s in subs], infos), out, overwrite, formats)
 
 # %% ../nbs/12b_classroom.ipynb #ddaa2049
 def _cmd_submit(a) -> int:

@@ -21,6 +21,7 @@ from .features import feature_dls
 from .ntsnet import NTSLoss, NTSNet
 from . import runs
 from .runs import HISTORY_COLS
+from .train import LRSuggestions
 
 # %% auto #0
 __all__ = ['BodyHead', 'body_frozen', 'CachedBody', 'seconds', 'EpochLog', 'course_learner', 'pd_history', 'lr_curve',
@@ -131,7 +132,6 @@ def lr_curve(learn:Learner, # A learner right after `learn.lr_find()`
              sugg, # What `lr_find` returned
             ):
     "The loss-against-rate curve and the suggestions of the last `lr_find`, for `LRExplorer` and exercise 3.1."
-    from cnn_course.train import LRSuggestions
     r = learn.recorder
     return LRSuggestions({k: float(v) for k, v in sugg._asdict().items()}, [float(x) for x in r.lrs[5:-5]],
                          [float(x) for x in r.losses[5:-5]])

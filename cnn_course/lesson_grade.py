@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, shutil, sys, tempfile, time
 from pathlib import Path
 from .core import UsageError
-from .classroom import ClassGrades, check_out
+from .classroom import ClassGrades, check_out, class_grades, submission_folders
 from .grade import InstructorError, Result
 from .rubric import Criterion, Rubric
 from .runs import read_meta
@@ -111,9 +111,7 @@ def grade_lessons(submissions:Path|list, # Folder with one sub-folder per studen
     rubric = lessons_rubric(lessons)
     if out: check_out(out, overwrite)
     if test_data is None or not Path(test_data).is_dir(): raise InstructorError(f'No hidden test data at {test_data}: pass --test-data, a folder with one folder per dataset.')
-    if isinstance(submissions, (list, tuple)): subs = [Path(p) for p in submissions]
-    else: subs = sorted(p for p in Path(submissions).iterdir() if p.is_dir() and not p.is_symlink()) if Path(submissions).is_dir() else []
-    if not subs: raise InstructorError(f'{submissions} has no submission folders (one folder per student).')
+    subs = submission_folders(submissions)
     sets = build_sets(lessons, Path(test_data), data)
     work = Path(tempfile.mkdtemp(prefix='cnn_course_lessons_'))
     try:
@@ -134,9 +132,7 @@ def grade_lessons(submissions:Path|list, # Folder with one sub-folder per studen
         res = [_result(s.name, rubric, lessons, {l: ans[(i, l)] for l in lessons}, infos[i]['notes'], {str(d): 'your submission', **paths})
                for i, (s, d) in enumerate(zip(subs, staged))]
     finally: shutil.rmtree(work, ignore_errors=True)
-    g = ClassGrades(rubric, res, round(time.perf_counter() - t0, 2), _review([s.name for s in subs], infos))
-    if out: g.save(out, overwrite, formats)
-    return g
+    return class_grades(rubric, res, t0, _review([s.name for s in subs], infos), out, overwrite, formats)
 
 # %% ../nbs/12d_lesson_grade.ipynb #829f6a5d
 def _cmd_grade_lessons(a) -> int:

@@ -16,13 +16,14 @@ from .core import CourseError, UsageError, tune_malloc
 from .distrib import distributed, distrib_overrides, is_main, require_lr, unwrap
 from .backbones import HeadCfg, get_backbone
 from .models import create_model, param_groups
-from .data import get_dls, get_test_dl
+from .data import get_dls, get_test_dl, split_items
+from .images import open_photo
 from .datasets import dataset_path
 from .features import (cached_accuracy, feature_dls, feature_predictions, head_learner, image_predictions,
                                  quiet, threads)
 from .guards import FiniteGuard, TrainError, check_recipe, check_trained
 from .ntsnet import NTSLoss, NTSNet
-from .runs import HISTORY_COLS, check_run_folder, save_run
+from .runs import HISTORY_COLS, check_run_folder, load_run, save_run
 from .finetune import TopModel, fit_top, top_of, top_pooled, top_predictions
 
 # %% auto #0
@@ -208,7 +209,6 @@ class Trained:
 
 # %% ../nbs/08_train.ipynb #5e240705
 def _has_split(name, data, split):
-    from cnn_course.data import split_items
     return bool(split_items(name, data)[split])
 
 def _meta(name, data, arch, model, dls, recipe, lr, sugg, seed, metrics, timer):
@@ -350,8 +350,6 @@ def _cmd_train(a) -> int:
 
 def _cmd_predict(a) -> int:
     "Predict every image it can; an unreadable one is named on stderr with why, and the exit code is then 1."
-    from cnn_course.images import open_photo
-    from cnn_course.runs import load_run
     if a.k < 1: raise UsageError(f'-k must be at least 1, got {a.k}.')
     run, opened, failed = load_run(a.model), [], 0
     for src in a.images:

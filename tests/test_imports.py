@@ -65,7 +65,7 @@ def test_folder_layout_and_generated_data_sit_below_the_dataset_registry():
     assert {'layout', 'shapes'} <= GRAPH['datasets'][0]
 
 # Modules that still import inside functions (issue #14 follow-ups). Strict: a fixed module must leave the list.
-PENDING = {'learner': 'training (08a)', 'train': 'training (08)'}
+PENDING = {}
 # Imports inside a function kept on purpose (no cycle behind them), with why: {module: {imported module: reason}}.
 ALLOWED = {'sandbox': {'runs': "each job's child imports sandbox: at its top, runs would bring torch into every child"}}
 

@@ -25,8 +25,8 @@ def max_bytes() -> int:
     except ValueError: return DEFAULT_MB * 2**20
 
 def weights_digest(module:nn.Module) -> str:
-    "SHA-256 of a module's parameters and buffers (names, shapes, dtypes, values)."
-    h = hashlib.sha256()
+    "SHA-256 of a module's structure, parameters and buffers (names, shapes, dtypes, values)."
+    h = hashlib.sha256(repr(module).encode())  # layers without weights (average vs concat pooling) change the features too
     for k, v in module.state_dict().items():
         v = v.detach().cpu().contiguous().reshape(-1)  # 0-d tensors (num_batches_tracked) cannot be viewed as bytes
         h.update(f'{k}{tuple(v.shape)}{v.dtype}'.encode()); h.update(v.view(torch.uint8).numpy().tobytes() if v.numel() else b'')

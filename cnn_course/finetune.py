@@ -112,7 +112,8 @@ def top_pooled(top:TopModel):
         files = _files(dl)
         if files is None: out = run(dl, flip)
         else:  # the pooled features are cached too: a warm run never touches the maps
-            key = cache_key(weights_digest(top.lower) + weights_digest(top.upper), preprocessing(dl), f'pooled/lower{len(top.lower)}'
+            key = cache_key(weights_digest(top.lower) + weights_digest(nn.Sequential(top.upper, top.pool)), preprocessing(dl),
+                            f'pooled/lower{len(top.lower)}'
                             + ('+hflip' if flip else ''), files, [str(v) for v in getattr(dl, 'vocab', [])])
             out = cached(key, lambda: run(dl, flip))
         return out['x'], out['y']

@@ -221,7 +221,8 @@ def test_augment_explorer_responds_to_a_checkbox_and_the_family(ran, artifacts):
     assert f'do_flip={not was}' in out.find_element('css selector', 'code').text
     shot(ran, box, artifacts, 'augment_after_flip_click')
     family = next(Select(s) for s in box.find_elements('css selector', 'select') if 'eggs' in s.text)
-    family.select_by_visible_text('eggs'); now = _html(out)
-    wait_for(lambda: 'max_rotate=45' in out.find_element('css selector', 'code').text and _html(out) != now, 30, 'the eggs preset to redraw')
+    before = _html(out)  # read before the click: a fast redraw must not become the baseline it is compared with
+    family.select_by_visible_text('eggs')
+    wait_for(lambda: 'max_rotate=45' in out.find_element('css selector', 'code').text and _html(out) != before, 60, 'the eggs preset to redraw')
     assert _html(out).count('<img ') == 4
     shot(ran, box, artifacts, 'augment_after_family_eggs')

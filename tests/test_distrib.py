@@ -89,7 +89,7 @@ def test_two_cpu_processes_train_one_model(launched):
     assert np.isfinite([h0['train_loss'], h0['valid_loss']]).all()
     assert h0['valid_loss'] == h1['valid_loss'] and h0['accuracy'] == h1['accuracy']  # gathered over both shards
     assert all(r['initialized_inside'] and not r['initialized_after'] for r in (r0, r1))
-    assert r0['model_after'] == 'Sequential'  # the DistributedDataParallel wrapper is gone after the context
+    assert r0['model_after'] == 'CourseModel'  # the DistributedDataParallel wrapper is gone after the context
     print(f"two processes: {launched['seconds']:.1f} s wall")
 
 def test_predictions_gathered_over_the_full_valid_set(launched):

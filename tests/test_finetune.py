@@ -70,3 +70,10 @@ def test_cache_cli_info_and_clear(shapes, capsys):
     assert info['files'] == 4 and info['mib'] >= 0 and info['folder'].endswith('features')
     a = p.parse_args(['cache', 'clear']); assert a.func(a) == 0
     assert 'removed 4 cached feature files' in capsys.readouterr().out and featcache.cache_info()['files'] == 0
+
+def test_cached_pooled_features_depend_on_the_pooling(shapes):
+    "Average and concat pooling share every weight: the cache must still tell their features apart (2560 vs 1280)."
+    from cnn_course.backbones import HeadCfg
+    train('shapes', data=shapes, size=32, epochs=0)
+    t = train('shapes', data=shapes, size=32, epochs=0, head=HeadCfg(pool='concat'))
+    assert t.meta['head']['pool'] == 'concat' and 0 <= t.metrics['valid_accuracy'] <= 1

@@ -188,7 +188,7 @@ class Timer:
 def _acc(p, y) -> float: return float((p.argmax(1) == y).float().mean())
 
 def accuracy_on(learn:Learner, dl:DataLoader) -> float:
-    "Accuracy of `learn.model` on a labelled loader (in small batches: faster on a CPU, see `FEATURE_BS`)."
+    "Accuracy of `learn.model` on a labelled loader (in small batches: faster on a CPU, see `inference.EVAL_BS`)."
     return _acc(*image_predictions(learn.model, dl))  # the one inference path (`inference.predictions`)
 
 @dataclass

@@ -28,12 +28,31 @@ def run_metrics(runs:Path, since:float, lesson:str='') -> dict:
                                                        accuracy=None if acc is None else round(acc, 4))
     return out
 
+def thresholds(lesson:str, data:Path) -> dict:
+    "Each threshold exercise of `lesson` checked on the run the full lesson saved, measured on its public test split."
+    from cnn_course.evaluate import evaluate
+    from cnn_course.exercise_checks import THRESHOLDS
+    from cnn_course.exercises import check
+    from cnn_course.runs import load_run
+    os.environ['CNN_COURSE_DATA'], out = str(data), {}  # runs saved by `learn.save_run` find their photos through it
+    for ex, (run, *_) in THRESHOLDS.items():
+        if ex.split('.')[0] != str(int(lesson)): continue
+        folder = ROOT/'lessons'/run
+        try:
+            ev = evaluate(load_run(folder))
+            labels = ev.predictions.label.map(ev.metrics.classes.index).to_numpy()
+            fb = check(ex, str(folder), metrics=ev.metrics, probs=ev.probs, labels=labels)
+            out[ex] = dict(passed=fb.ok, feedback=fb.text)
+        except Exception as e: out[ex] = dict(passed=False, feedback=f'{type(e).__name__}: {e}')
+    return out
+
 def bench(nb:Path, data:Path, limit:float) -> dict:
     env = {**os.environ, 'CNN_COURSE_DATA': str(data), 'CNN_COURSE_LESSON_SIZE': 'full'}
     t0, wall0 = time.time(), time.perf_counter()
     r = subprocess.run([str(Path(sys.executable).parent/'nbdev-test'), str(nb)], env=env, capture_output=True, text=True)
     secs = round(time.perf_counter() - wall0, 1)
     res = dict(lesson=nb.stem, seconds=secs, ok=r.returncode == 0, within_limit=secs <= limit, runs=run_metrics(nb.parent/'runs', t0, nb.name[:2]))
+    res['thresholds'] = thresholds(nb.name[:2], data)
     if r.returncode: res['error'] = '\n'.join([l for l in (r.stderr + r.stdout).splitlines() if 'Error' in l or 'Executing Cell' in l][-4:])
     return res
 
@@ -66,14 +85,17 @@ def main():
     p.add_argument('--data', type=Path, default=Path(os.environ.get('CNN_COURSE_DATA', ROOT.parent/'shared'/'data')))
     p.add_argument('--only', nargs='*', help='lesson number prefixes, e.g. 01 04')
     p.add_argument('--limit', type=float, default=300, help='seconds allowed per lesson')
+    p.add_argument('--out', type=Path, default=ROOT/'bench'/'results'/'lessons.json', help='also written here')
     a = p.parse_args()
     missing = [d for d in ('flowers', 'clothing', 'sports100', 'eggs', 'anime', 'grocery') if not (a.data/d).is_dir()]
     if missing: sys.exit(f'No real data for {", ".join(missing)} at {a.data}: pass --data (the folder holding them).')
     nbs = [n for n in sorted((ROOT/'lessons').glob('[0-9]*.ipynb')) if not a.only or any(n.name.startswith(o) for o in a.only)]
     results = [bench(n, a.data.resolve(), a.limit) for n in nbs]
     rows = projects_table(results)
-    print(json.dumps(dict(machine=dict(cpus=os.cpu_count()), limit_s=a.limit, total_s=round(sum(r['seconds'] for r in results), 1),
+    text = json.dumps(dict(machine=dict(cpus=os.cpu_count(), loadavg_after=os.getloadavg()), limit_s=a.limit, total_s=round(sum(r['seconds'] for r in results), 1),
                           all_ok=all(r['ok'] and r['within_limit'] for r in results), lessons=results, projects=rows,
-                          projects_md=projects_md(rows)), indent=2, ensure_ascii=False))
+                          projects_md=projects_md(rows)), indent=2, ensure_ascii=False)
+    a.out.parent.mkdir(parents=True, exist_ok=True); a.out.write_text(text + '\n')
+    print(text)
 
 if __name__ == '__main__': main()

@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 from fastcore.basics import noop
 from fastai.vision.all import DataLoader, DataLoaders, Learner, accuracy
 from .models import encoder  # body then pool: the part whose output is cached
-from .inference import EVAL_BS, outputs, predictions
+from .inference import eval_dl, outputs, predictions
 from .featcache import cache_key, cached, preprocessing, weights_digest
 
 # %% auto #0
@@ -63,8 +63,8 @@ def feature_dls(learn:Learner, # A learner from `make_learner`
                ) -> DataLoaders:
     "DataLoaders of pooled features for the train and valid images of `learn.dls`."
     pooled = pooled or (lambda dl: pooled_features(learn.model, dl))
-    train = learn.dls.test_dl(learn.dls.train.items, with_labels=True, bs=EVAL_BS)
-    valid = learn.dls.valid.new(bs=EVAL_BS)
+    train = eval_dl(learn.dls.test_dl(learn.dls.train.items, with_labels=True))  # centre crops, not augmented
+    valid = eval_dl(learn.dls.valid)
     (xt, yt), (xv, yv) = pooled(train), pooled(valid)
     wgts = getattr(learn.dls.train, 'wgts', None)  # `balanced=True`: the head must draw classes as the images would
     kw = dict(bs=bs, drop_last=len(xt) > bs)
@@ -95,7 +95,7 @@ def feature_predictions(model:nn.Module, # A `create_model` model whose body has
                         pooled=None, # `f(dl, flip) -> (features, labels)`; default `pooled_features` of `model`
                        ) -> tuple:
     "Probabilities and labels of `dl` through the (persistently cached) pooled features and the head."
-    dl, pooled = dl.new(bs=EVAL_BS, shuffle=False, drop_last=False), pooled or (lambda dl, flip=False: pooled_features(model, dl, flip))
+    dl, pooled = eval_dl(dl), pooled or (lambda dl, flip=False: pooled_features(model, dl, flip))
     x, y = pooled(dl)
     p = outputs(model.head, [x]).softmax(1)
     if tta: p = (p + outputs(model.head, [pooled(dl, flip=True)[0]]).softmax(1)) / 2
@@ -104,7 +104,7 @@ def feature_predictions(model:nn.Module, # A `create_model` model whose body has
 def image_predictions(model:nn.Module, dl, tta:bool=False) -> tuple:
     "Probabilities and labels of `dl` through the whole model; with `tta`, averaged with the mirrored images'."
     p, y = predictions(model, dl)
-    if tta: p = (p + outputs(model, (x.flip(-1) for x, _ in dl.new(bs=EVAL_BS, shuffle=False, drop_last=False))).softmax(1)) / 2
+    if tta: p = (p + outputs(model, (x.flip(-1) for x, _ in eval_dl(dl))).softmax(1)) / 2
     return p, y
 
 def cached_accuracy(learn:Learner, dl:DataLoader) -> float:

@@ -12,9 +12,10 @@ from .core import UsageError
 from .featcache import cache_key, cached, preprocessing, weights_digest
 from .features import _files, quiet
 from .inference import EVAL_BS, outputs
+from .models import split_body  # the one cut of an EfficientNet body, also `param_groups`'s
 
 # %% auto #0
-__all__ = ['MEASURED', 'split_body', 'TopModel', 'top_of', 'top_groups', 'activations', 'MapFlip', 'FrozenBN', 'top_pooled',
+__all__ = ['MEASURED', 'TopModel', 'top_of', 'top_groups', 'activations', 'MapFlip', 'FrozenBN', 'top_pooled', 'map_dls',
            'top_learner', 'fit_top', 'top_predictions', 'summary']
 
 # %% ../nbs/08b_finetune.ipynb #69de3cc8
@@ -24,21 +25,6 @@ MEASURED = {  # test accuracy of tf_efficientnet_lite0 at 224 px: head alone -> 
     'eggs': (0.982, 0.982), 'anime': (0.992, 0.992),
     # earlier scratch runs (2 busy cores): rates at or above the head's hurt; eggs 0.875 -> 0.696 at lr 1e-3
 }  # hence `RECIPES['tf_efficientnet_lite0']` has top_epochs=2; lite2 (260 px) head alone: flowers 0.889, below lite0
-
-def _timm(model):
-    m = getattr(model.body, 'model', None)
-    if m is None or not hasattr(m, 'blocks') or not hasattr(m, 'conv_stem'):
-        raise UsageError(f"Top-block fine-tuning needs an EfficientNet-style body (conv_stem, blocks); {getattr(model, 'arch', model)!r} has none.")
-    return m
-
-def split_body(model:nn.Module, # A `create_model` model with an EfficientNet body (e.g. tf_efficientnet_lite0)
-               n:int=1, # How many of the body's last stages (`blocks[-n:]`) train, with `conv_head` and the head
-              ) -> tuple:
-    "`(lower, upper)`: the frozen part whose output is cached, and the top stages that train (modules shared with `model`)."
-    m = _timm(model)
-    if not 1 <= n <= len(m.blocks): raise UsageError(f'top_blocks must be between 1 and {len(m.blocks)}, got {n}.')
-    cut = len(m.blocks) - n
-    return nn.Sequential(m.conv_stem, m.bn1, *m.blocks[:cut]), nn.Sequential(*m.blocks[cut:], m.conv_head, m.bn2)
 
 class TopModel(nn.Module):
     "The trainable top of a model: upper body, pooling and head, on cached lower-body activations."
@@ -52,7 +38,7 @@ class TopModel(nn.Module):
 def top_of(model:nn.Module, n:int=1) -> TopModel|None:
     "`TopModel(model, n)`, or None when `n` is 0 or the body has no EfficientNet stages (then features are pooled whole)."
     if not n: return None
-    try: _timm(model)
+    try: split_body(model, 1)
     except UsageError: return None
     return TopModel(model, n)  # an `n` out of range is the user's error, said
 
@@ -98,9 +84,10 @@ class MapFlip(Callback):
 class FrozenBN(Callback):
     "Keep the batch norms of the upper body in evaluation mode while it trains: pretrained statistics, not small batches'."
     order = 1
+    def __init__(self, upper:nn.Module|None=None): self.upper = upper  # default: `learn.model.upper` (a `TopModel`)
     def before_batch(self):
         if self.training:
-            for mod in self.learn.model.upper.modules():
+            for mod in (self.learn.model.upper if self.upper is None else self.upper).modules():
                 if isinstance(mod, nn.modules.batchnorm._BatchNorm): mod.eval()
 
 def top_pooled(top:TopModel):
@@ -119,17 +106,23 @@ def top_pooled(top:TopModel):
         return out['x'], out['y']
     return f
 
+def map_dls(learn:Learner, # The image learner: its train items and valid loader
+            top:TopModel, # Its `lower` part computes the maps (cached)
+            bs:int=64, # Batch size of the maps
+           ) -> DataLoaders:
+    "DataLoaders of the lower body's maps of the train images (centre crops) and the valid images, with their labels."
+    train = learn.dls.test_dl(learn.dls.train.items, with_labels=True)  # centre crops: mirroring is the augmentation
+    (xt, yt), (xv, yv) = activations(top, train), activations(top, learn.dls.valid)
+    return DataLoaders(DataLoader(TensorDataset(xt, yt), bs=bs, shuffle=True, drop_last=len(xt) > bs),
+                       DataLoader(TensorDataset(xv, yv), bs=EVAL_BS), device='cpu')
+
 def top_learner(learn:Learner, # The image learner (its loss and weight decay are used)
                 top:TopModel, # The top of `learn.model` that trains
                 bs:int=64, # Batch size of the maps
                 frozen_bn:bool=True, # `FrozenBN` (measured better than batch statistics on small CPU batches)
                ) -> Learner:
     "A fastai `Learner` training the top stages and the head of `learn.model` on cached lower-body maps."
-    train = learn.dls.test_dl(learn.dls.train.items, with_labels=True)  # centre crops: mirroring is the augmentation
-    (xt, yt), (xv, yv) = activations(top, train), activations(top, learn.dls.valid)
-    dls = DataLoaders(DataLoader(TensorDataset(xt, yt), bs=bs, shuffle=True, drop_last=len(xt) > bs),
-                      DataLoader(TensorDataset(xv, yv), bs=EVAL_BS), device='cpu')
-    cbs = [MapFlip()] + ([FrozenBN()] if frozen_bn else [])
+    dls, cbs = map_dls(learn, top, bs), [MapFlip()] + ([FrozenBN()] if frozen_bn else [])
     tl = Learner(dls, top, loss_func=learn.loss_func, metrics=accuracy, wd=learn.wd, splitter=top_groups, cbs=cbs)
     return quiet(tl) if not hasattr(learn, 'progress') else tl
 

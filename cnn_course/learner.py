@@ -13,8 +13,9 @@ from fastai.vision.all import (Callback, ClassificationInterpretation, CrossEntr
                                accuracy, flatten_check, patch, to_np)
 from fastai.callback.schedule import LRFinder
 from .backbones import HeadCfg, get_backbone
-from .models import CourseModel, create_model, param_groups
-from .core import cache_dir
+from .models import CourseModel, create_model, param_groups, split_body
+from .finetune import FrozenBN, MapFlip, TopModel, map_dls, top_pooled
+from .core import UsageError, cache_dir
 from .evaluate import metrics_from_predictions
 from . import inference
 from .features import feature_dls
@@ -24,43 +25,78 @@ from .runs import HISTORY_COLS
 from .train import LRSuggestions
 
 # %% auto #0
-__all__ = ['BodyHead', 'body_frozen', 'CachedBody', 'seconds', 'EpochLog', 'course_learner', 'pd_history', 'lr_curve',
-           'test_accuracy']
+__all__ = ['BodyHead', 'body_frozen', 'body_phase', 'CachedBody', 'seconds', 'EpochLog', 'course_learner', 'pd_history',
+           'lr_curve', 'test_accuracy']
 
 # %% ../nbs/08a_learner.ipynb #4adfda05
 class BodyHead(CourseModel):
     "A `CourseModel` (its `forward` also accepts the body's pooled features, a 2-D batch, and runs `head` on them)."
+    maps = None  # while `CachedBody` fits the top stage: the `TopModel` that takes the lower body's cached maps
+    def forward(self, x):
+        if self.maps is None or x.ndim != 4 or x.shape[1] == 3: return super().forward(x)  # photos are RGB
+        return self.maps(x.float())  # maps (half precision in the cache)
+
+def _trains(params): return any(p.requires_grad for p in params if p.ndim > 1)  # batch norms train in frozen parts too
 
 def body_frozen(model:nn.Module) -> bool:
     "True when no weight of the body (convolutions, linear layers: tensors of 2 or more dimensions) is trainable."
-    return not any(p.requires_grad for p in model.body.parameters() if p.ndim > 1)
+    return not _trains(model.body.parameters())
+
+def body_phase(model:nn.Module) -> str:
+    "'frozen' (`freeze()`), 'top' (only the top stage of the body trains: `freeze_to(-2)`) or 'unfrozen' (`unfreeze()`)."
+    if body_frozen(model): return 'frozen'
+    try: lower, _ = split_body(model, 1)
+    except UsageError: return 'unfrozen'
+    return 'unfrozen' if _trains(lower.parameters()) else 'top'
 
 # %% ../nbs/08a_learner.ipynb #7ca6eeea
 class CachedBody(Callback):
-    "While the body is frozen, train the head on the body's pooled features, computed once per `DataLoaders`."
+    "Frozen body: train the head on cached pooled features. `freeze_to(-2)`: train the top stage and head on cached lower-body maps."
     order = -20  # before everything that reads `learn.dls`
-    def __init__(self, bs:int=64): self.bs, self.fdls, self.key = bs, None, None  # the head's batch size (the images' only matters once the body trains)
-    def before_fit(self):
-        self.swapped, self.body_fit = False, False
-        if self.learn.dls is self.fdls: self.learn.dls = self.images  # an earlier fit was interrupted
-        if not getattr(self.learn, 'create_mbar', True): return  # get_preds / validate: nothing trains
-        if not body_frozen(self.learn.model): self.body_fit = True; return
-        if self.fdls is None or self.key != id(self.learn.dls):
-            t0 = time.perf_counter()
-            self.fdls, self.key = feature_dls(self.learn, self.bs), id(self.learn.dls)
-            seconds(self.learn)['features'] = round(time.perf_counter() - t0, 2)
-        self.images, self.learn.dls, self.swapped = self.learn.dls, self.fdls, True
-        self.nthreads = torch.get_num_threads(); torch.set_num_threads(1)
+    def __init__(self, bs:int=64, # The head's batch size on features (the images' only matters once the body trains)
+                 top_bs:int|None=None, # Batch size of the maps; default the images' (so `lr_find`'s 100 steps cost what they would on images)
+                ): self.bs, self.top_bs, self.fdls, self.key, self.top, self.mdls = bs, top_bs, None, None, None, None
+    def _timed(self, name, f):
+        t0 = time.perf_counter(); out = f()
+        seconds(self.learn)[name] = round(seconds(self.learn).get(name, 0) + time.perf_counter() - t0, 2); return out
+    def _swap(self, dls):
+        self.images, self.learn.dls, self.swapped = self.learn.dls, dls, True
         finder = [cb for cb in self.learn.cbs if isinstance(cb, LRFinder)]  # `lr_find` counted its epochs in image batches
-        if finder: self.learn.n_epoch = finder[0].num_it // max(len(self.fdls.train), 1) + 1
+        if finder: self.learn.n_epoch = finder[0].num_it // max(len(dls.train), 1) + 1
+    def before_fit(self):
+        self.swapped, self.body_fit, self.top_fit = False, False, False
+        if self.learn.dls in (self.fdls, self.mdls): self.learn.dls = self.images  # an earlier fit was interrupted
+        if not getattr(self.learn, 'create_mbar', True): return  # get_preds / validate: nothing trains
+        phase, m = body_phase(self.learn.model), self.learn.model
+        if isinstance(m, BodyHead): object.__setattr__(m, 'maps', None)  # left by an interrupted top fit
+        if phase == 'unfrozen' or (phase == 'top' and not isinstance(m, BodyHead)): self.body_fit = True; return
+        if phase == 'top': return self._top_fit(m)
+        if self.fdls is None or self.key != id(self.learn.dls):
+            same = self.top is not None and self.mkey == id(self.learn.dls)  # after a top fit: pooled from the cached maps
+            pooled = top_pooled(self.top) if same else None
+            self.fdls, self.key = self._timed('features', lambda: feature_dls(self.learn, self.bs, pooled)), id(self.learn.dls)
+        self._swap(self.fdls)
+        self.nthreads = torch.get_num_threads(); torch.set_num_threads(1)
+    def _top_fit(self, m):
+        if self.top is None or self.mkey != id(self.learn.dls):
+            self.top = TopModel(m, 1)
+            self.mdls, self.mkey = self._timed('maps', lambda: map_dls(self.learn, self.top, self.top_bs or self.learn.dls.train.bs)), id(self.learn.dls)
+        self._swap(self.mdls); self.top_fit, self.flip, self.bn = True, MapFlip(), FrozenBN(self.top.upper)
+        object.__setattr__(m, 'maps', self.top)  # not a sub-module: `learn.model`'s weights and names stay the whole model's
+        for cb in (self.flip, self.bn): cb.learn = self.learn
+    def before_batch(self):
+        if self.top_fit: self.flip.before_batch(); self.bn.before_batch()  # mirrored maps; pretrained batch-norm statistics
     def after_step(self):
-        if self.body_fit: self.fdls = None  # the body changed: its features are stale
+        if self.body_fit: self.fdls = self.top = self.mdls = None  # the body changed: its features and maps are stale
+        if self.top_fit: self.fdls = None  # the top stage changed: the pooled features are stale, the maps are not
     def after_fit(self):
-        if self.swapped: self.learn.dls = self.images; torch.set_num_threads(self.nthreads)
-        self.swapped = False
+        if self.top_fit: object.__setattr__(self.learn.model, 'maps', None)
+        elif self.swapped: torch.set_num_threads(self.nthreads)
+        if self.swapped: self.learn.dls = self.images
+        self.swapped = self.top_fit = False
 
 def seconds(learn:Learner) -> dict:
-    "Seconds spent per phase so far: 'features', 'frozen', 'unfrozen' (kept on the learner)."
+    "Seconds spent per phase so far: 'features', 'maps', 'frozen', 'top', 'unfrozen' (kept on the learner)."
     if not hasattr(learn, 'course_seconds'): learn.course_seconds = {}
     return learn.course_seconds
 
@@ -70,7 +106,7 @@ class EpochLog(Callback):
     order = 60  # after the Recorder has logged the epoch
     def __init__(self): self.rows = []
     def _finder(self): return any(isinstance(cb, LRFinder) for cb in self.learn.cbs)
-    def before_fit(self): self.t0, self.phase = time.perf_counter(), 'frozen' if body_frozen(self.learn.model) else 'unfrozen'
+    def before_fit(self): self.t0, self.phase = time.perf_counter(), body_phase(self.learn.model)
     def _real(self): return getattr(self.learn, 'create_mbar', True) and not self._finder()  # not get_preds, validate, lr_find
     def after_epoch(self):
         if not self._real(): return
@@ -163,7 +199,7 @@ def save_run(self:Learner, out:Path, # The run folder (written whole or not at a
     meta = dict(arch=m.arch, classes=[str(c) for c in self.dls.vocab], size=_size(self.dls), mean=list(b.mean), std=list(b.std),
                 head=asdict(getattr(self, 'head_cfg', HeadCfg())), pretrained=m.pretrained, weights_source=m.weights_source,
                 dataset=dataset or rec.get('name'), seed=rec.get('seed'), split=rec.get('split'), metrics=metrics,
-                epochs=dict(frozen=phases.count('frozen'), unfrozen=phases.count('unfrozen')),
+                epochs={p: phases.count(p) for p in ('frozen', 'top', 'unfrozen')},
                 seconds={**seconds(self), 'total': round(sum(seconds(self).values()), 2)})
     runs.save_run(out, m, meta, pd_history(rows), overwrite=overwrite)
     return metrics

@@ -12,8 +12,8 @@ from .weights import create_body, find_local
 from .ntsnet import create_ntsnet
 
 # %% auto #0
-__all__ = ['ConcatPool2d', 'create_head', 'CourseModel', 'encoder', 'create_model', 'num_features', 'param_groups', 'Table',
-           'backbones_table', 'add_commands']
+__all__ = ['ConcatPool2d', 'create_head', 'CourseModel', 'encoder', 'create_model', 'num_features', 'split_body', 'param_groups',
+           'Table', 'backbones_table', 'add_commands']
 
 # %% ../nbs/06a_models.ipynb #f690c52f
 class ConcatPool2d(nn.Module):
@@ -80,9 +80,26 @@ def num_features(arch:str, # A registered backbone (not a composite one)
     if b.composite: raise UsageError(f"{arch!r} has no separable head: its parts are cropped from the image")
     return b.features * (2 if (head or HeadCfg()).pool == 'concat' else 1)
 
+def _timm(model):
+    m = getattr(model.body, 'model', None)
+    if m is None or not all(hasattr(m, a) for a in ('conv_stem', 'bn1', 'blocks', 'conv_head', 'bn2')):  # not MobileNetV3: no bn2
+        raise UsageError(f"Top-block fine-tuning needs an EfficientNet-style body (conv_stem, blocks, conv_head, bn2); {getattr(model, 'arch', model)!r} has none.")
+    return m
+
+def split_body(model:nn.Module, # A `create_model` model with an EfficientNet body (e.g. tf_efficientnet_lite0)
+               n:int=1, # How many of the body's last stages (`blocks[-n:]`) go in the upper part, with `conv_head`
+              ) -> tuple:
+    "`(lower, upper)`: the body below its last `n` stages, and those stages with `conv_head` (modules shared with `model`)."
+    m = _timm(model)
+    if not 1 <= n <= len(m.blocks): raise UsageError(f'top_blocks must be between 1 and {len(m.blocks)}, got {n}.')
+    cut = len(m.blocks) - n
+    return nn.Sequential(m.conv_stem, m.bn1, *m.blocks[:cut]), nn.Sequential(*m.blocks[cut:], m.conv_head, m.bn2)
+
 def param_groups(model:nn.Module) -> list:
-    "Parameter groups [body, head] of any course model; usable as a fastai `splitter`."
-    return [list(model.body.parameters()), list(model.head.parameters())]
+    "Parameter groups of any course model, a fastai `splitter`: [lower body, top stage, head] for EfficientNets, else [body, head]."
+    try: parts = split_body(model, 1)
+    except UsageError: parts = (model.body,)
+    return [list(p.parameters()) for p in parts] + [list(model.head.parameters())]
 
 # %% ../nbs/06a_models.ipynb #339c6779
 class Table:

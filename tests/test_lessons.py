@@ -88,7 +88,7 @@ def test_unbalanced_markers_are_refused_before_anything_is_written(tmp_path):
 # Each step of the fastai workflow, as the calls a learner types for it.
 STEPS = {'DataBlock': r'\bDataBlock\(|\bget_block\(', 'dataloaders': r'\.(?:weighted_)?dataloaders\(', 'show_batch': r'\.show_batch\(',
          'Learner': r'\bcourse_learner\(|\bvision_learner\(|\bLearner\(', 'lr_find': r'\.lr_find\(',
-         'fine_tune': r'\.fine_tune\(', 'fit': r'\.fit_one_cycle\(|\.fit\(', 'show_results': r'\.show_results\(',
+         'fine_tune': r'\.fine_tune\(', 'freeze_to': r'\.freeze_to\(', 'fit': r'\.fit_one_cycle\(|\.fit\(', 'show_results': r'\.show_results\(',
          'interpretation': r'\bClassificationInterpretation\.from_learner\(', 'confusion_matrix': r'\.plot_confusion_matrix\(',
          'top_losses': r'\.plot_top_losses\(', 'most_confused': r'\binterp\w*\.most_confused\('}
 # The course's wrappers that would do a step for the learner (fastai has these steps; the lessons show fastai's).
@@ -99,7 +99,7 @@ WRAPPERS = {'dataloaders': ['get_dls'], 'Learner': ['make_learner', 'prepare', '
 # What each lesson teaches (lesson 6 trains through the project notebook it runs).
 TEACHES = {'01': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'show_results'],
            '02': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'interpretation'],
-           '03': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'fit', 'show_results'],
+           '03': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'freeze_to', 'fit', 'show_results'],
            '04': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'fit'],
            '05': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune', 'interpretation', 'confusion_matrix', 'top_losses', 'most_confused'],
            '06': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune'],

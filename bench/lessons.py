@@ -61,7 +61,8 @@ def projects_table(results:list) -> list:
     from cnn_course.compare import reported_accuracies
     rows = []
     for project, names in PROJECTS.items():
-        ours = [dict(lesson=r['lesson'][:2], run=k, **v) for r in results for k, v in r['runs'].items() if v['dataset'] in names]
+        ours = [dict(lesson=r['lesson'][:2], run=k, **v) for r in results for k, v in r['runs'].items()
+                if v['dataset'] in names and v['n_test']]  # not an exercise's run without a test number (lesson 3's over-fitting)
         reported = [dict(dataset=n, **x._asdict()) for n in names for x in reported_accuracies(n)]
         rows.append(dict(project=project, datasets=names, ours=ours, reported=reported))
     return rows

@@ -14,7 +14,7 @@ __all__ = ['EVAL_BS', 'EVAL_WORKERS', 'eval_dl', 'outputs', 'predictions']
 # %% ../nbs/06b_inference.ipynb #d842aba4
 EVAL_BS = 16  # measured: inference 89 img/s at batch 16 vs 66 at 64 (lite0, 224 px, 2 cores): activations stay in the heap
 
-EVAL_WORKERS = 1  # one worker process decodes the next batch while the model runs: measured in "Workers" below
+EVAL_WORKERS = 0  # worker processes decoding ahead: no gain on 2 cores (measured in "Workers" below); raise it on more cores
 
 def eval_dl(dl, # A fastai loader
             bs:int=EVAL_BS, # Images per batch

@@ -11,7 +11,7 @@ from fastai.vision.all import Callback, DataLoader, DataLoaders, Learner, accura
 from .core import UsageError
 from .featcache import cache_key, cached, preprocessing, weights_digest
 from .features import _files, quiet
-from .inference import EVAL_BS, outputs
+from .inference import EVAL_BS, eval_dl, outputs
 from .models import split_body  # the one cut of an EfficientNet body, also `param_groups`'s
 
 # %% auto #0
@@ -62,7 +62,7 @@ def activations(top:TopModel, # Its `lower` part computes the maps
                 flip:bool=False, # Of the mirrored images
                ) -> tuple:
     "Half-precision maps of the lower body and the labels of every image of `dl`, from the persistent cache when there."
-    dl = dl.new(bs=EVAL_BS, shuffle=False, drop_last=False) if hasattr(dl, 'new') else dl
+    dl = eval_dl(dl) if hasattr(dl, 'new') else dl
     files = _files(dl)
     if files is None: out = _acts(top.lower, dl, flip)
     else:

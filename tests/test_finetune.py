@@ -10,10 +10,7 @@ from cnn_course.models import create_model
 from cnn_course.runs import load_run
 from cnn_course.train import prepare, train
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home'))
-    monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
+pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
 
 @pytest.fixture()
 def shapes(tmp_path):

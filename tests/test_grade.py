@@ -25,9 +25,7 @@ class Evil:
     def __init__(self, path): self.path = str(path)
     def __reduce__(self): return (builtins.open, (self.path, 'w'))
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home')); monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
+pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
 
 def _code(src, text=None, img=False):
     outs = ([{'output_type': 'stream', 'name': 'stdout', 'text': [text]}] if text else []) + \

@@ -13,9 +13,7 @@ from test_grade import RUBRIC, _code, _head_key, _notebook, _tamper
 
 CLASS_RUBRIC = RUBRIC.replace('time_limit = 120', 'time_limit = 60').replace('memory_gb = 4', 'memory_gb = 1')
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home')); monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
+pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
 
 def _meta(d, **kw):
     m = json.loads((d/'model.json').read_text()); m.update(kw); (d/'model.json').write_text(json.dumps(m))

@@ -7,10 +7,7 @@ from cnn_course.datasets import make_shapes
 from cnn_course.learner import body_phase, course_learner, seconds
 from cnn_course.runs import load_run
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home'))
-    monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
+pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
 
 @pytest.fixture()
 def learn(tmp_path):

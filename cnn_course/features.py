@@ -25,12 +25,10 @@ def _plain(t): return t.as_subclass(torch.Tensor)
 
 
 def _run(enc, dl, flip):
-    xs, ys = [], []
-    with torch.no_grad():  # not inference_mode: the features feed autograd when the head trains
-        for xb, yb in dl:
-            xb = _plain(xb).flip(-1) if flip else _plain(xb)
-            xs.append(enc(xb.contiguous(memory_format=torch.channels_last))); ys.append(_plain(yb))
-    return dict(x=torch.cat(xs), y=torch.cat(ys))
+    ys = []
+    def images():
+        for xb, yb in dl: ys.append(_plain(yb)); yield _plain(xb).flip(-1) if flip else xb
+    return dict(x=outputs(enc, images()), y=torch.cat(ys))  # `outputs`: no gradients, batch norms folded
 
 def _files(dl):
     "The image files of a fastai loader, or None (tensors, generated data): only files can be cached."

@@ -11,7 +11,7 @@ from fastai.vision.all import Callback, DataLoader, DataLoaders, Learner, accura
 from .core import UsageError
 from .featcache import cache_key, cached, preprocessing, weights_digest
 from .features import _files, quiet
-from .inference import EVAL_BS, eval_dl, outputs
+from .inference import EVAL_BS, eval_dl, folded, outputs
 from .models import split_body  # the one cut of an EfficientNet body, also `param_groups`'s
 
 # %% auto #0
@@ -50,11 +50,11 @@ def top_groups(top:TopModel) -> list:
 
 # %% ../nbs/08b_finetune.ipynb #272f8d49
 def _acts(lower, dl, flip):
-    xs, ys = [], []
+    xs, ys, run = [], [], folded(lower)  # folded once, not per batch
     with torch.no_grad():
         for xb, yb in dl:
             xb = xb.as_subclass(torch.Tensor)
-            xs.append(outputs(lower, [xb.flip(-1) if flip else xb]).half()); ys.append(yb.as_subclass(torch.Tensor))
+            xs.append(outputs(run, [xb.flip(-1) if flip else xb]).half()); ys.append(yb.as_subclass(torch.Tensor))
     return dict(x=torch.cat(xs), y=torch.cat(ys))
 
 def activations(top:TopModel, # Its `lower` part computes the maps

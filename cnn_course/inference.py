@@ -4,12 +4,52 @@
 
 # %% ../nbs/06b_inference.ipynb #7e7ac3f7
 from __future__ import annotations
+import copy
 from typing import Iterable
 import torch
 from torch import nn, Tensor
+from timm.layers import BatchNormAct2d
+from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
+from timm.models.efficientnet import EfficientNet
 
 # %% auto #0
-__all__ = ['EVAL_BS', 'EVAL_WORKERS', 'eval_dl', 'outputs', 'predictions']
+__all__ = ['FOLD_PAIRS', 'EVAL_BS', 'EVAL_WORKERS', 'folded', 'eval_dl', 'outputs', 'predictions']
+
+# %% ../nbs/06b_inference.ipynb #383b5874
+# (convolution, batch norm) children that follow each other in the block's `forward`; `nn.Sequential` pairs are found by position
+FOLD_PAIRS = {EfficientNet: (('conv_stem', 'bn1'), ('conv_head', 'bn2')),
+              DepthwiseSeparableConv: (('conv_dw', 'bn1'), ('conv_pw', 'bn2')),
+              InvertedResidual: (('conv_pw', 'bn1'), ('conv_dw', 'bn2'), ('conv_pwl', 'bn3'))}
+
+def _pairs(m:nn.Module) -> list:
+    "(convolution, batch norm) children of `m` that can be folded."
+    if isinstance(m, nn.Sequential): names = [n for n, _ in m.named_children()]; pairs = zip(names, names[1:])
+    else: pairs = FOLD_PAIRS.get(type(m), ())
+    return [(a, b) for a, b in pairs if _foldable(getattr(m, a), getattr(m, b))]
+
+def _foldable(conv, bn) -> bool:
+    return (isinstance(conv, nn.Conv2d) and type(bn) in (nn.BatchNorm2d, BatchNormAct2d) and bn.affine
+            and bn.running_var is not None and bn.num_features == conv.out_channels)
+
+def _fold(conv:nn.Conv2d, bn:nn.BatchNorm2d) -> nn.Module:
+    "Scale `conv` in place to also compute `bn`'s affine map; what is left of `bn`: its activation, or nothing."
+    s = bn.weight / (bn.running_var + bn.eps).sqrt()
+    conv.weight.mul_(s.view(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(bn.bias - bn.running_mean * s + (conv.bias * s if conv.bias is not None else 0))
+    return nn.Sequential(bn.drop, bn.act) if isinstance(bn, BatchNormAct2d) else nn.Identity()
+
+def _hooked(module): return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+def folded(module:nn.Module, # A model or part of one; it is not changed
+          ) -> nn.Module:
+    "An eval-mode copy of `module` with each batch norm folded into the convolution before it; `module` itself if none can be."
+    if getattr(module, 'is_folded', False) or _hooked(module) or not any(_pairs(m) for m in module.modules()): return module
+    module = copy.deepcopy(module).eval().requires_grad_(False)
+    module.is_folded = True  # `outputs` on it again (a batch at a time) costs no second look
+    with torch.no_grad():
+        for m in list(module.modules()):
+            for a, b in _pairs(m): setattr(m, b, _fold(getattr(m, a), getattr(m, b)))
+    return module
 
 # %% ../nbs/06b_inference.ipynb #d842aba4
 EVAL_BS = 16  # measured: inference 89 img/s at batch 16 vs 66 at 64 (lite0, 224 px, 2 cores): activations stay in the heap
@@ -37,7 +77,8 @@ def outputs(module:nn.Module, # A model, or a part of one (e.g. `models.encoder(
     was = module.training
     module.eval()
     try:
-        with torch.no_grad(): return torch.cat([module(_images(b)) for b in batches])
+        run = folded(module)
+        with torch.no_grad(): return torch.cat([run(_images(b)) for b in batches])
     finally: module.train(was)
 
 def predictions(model:nn.Module, # A course model (or any classifier returning logits in eval mode)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #1fb7dfe1
 from __future__ import annotations
-import copy, json, math, sys, time
+import copy, json, math, random, sys, time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 import pandas as pd, torch
@@ -208,8 +208,10 @@ class Trained:
         return '| | |\n|---|---|\n' + '\n'.join(f'| {a} | {b} |' for a, b in rows)
 
 # %% ../nbs/08_train.ipynb #5e240705
-def _has_split(name, data, split):
-    return bool(split_items(name, data)[split])
+def _has_split(dls, name, data, split):
+    "Whether the dataset has image files in `split`: from the split record `get_dls` made, else from a scan."
+    record = getattr(dls, 'cnn_course', {}).get('split')
+    return split in record if record else bool(split_items(name, data)[split])
 
 def _meta(name, data, arch, model, dls, recipe, lr, sugg, seed, metrics, timer):
     b = get_backbone(arch)
@@ -262,7 +264,9 @@ def prepare(dataset:str, # A registered dataset
     cache = recipe.cache_features and recipe.freeze_epochs > 0 and not isinstance(model, NTSNet)
     top = top_of(learn.model, recipe.top_blocks) if cache else None  # maps cached below the top: they serve both phases
     fdls = feature_dls(learn, recipe.bs, top_pooled(top) if top else None) if cache else None  # one lower-body pass
-    if cache: timer('features'); set_seed(seed, reproducible=True)  # a warm cache draws nothing: the head starts alike
+    if cache:
+        timer('features'); set_seed(seed, reproducible=True)  # a warm cache draws nothing: the head starts alike
+        fdls.train.rng = random.Random(seed)  # and shuffles alike: the loader drew its seed before the features came
     return Setup(learn, recipe, fdls, timer, top)
 
 # %% ../nbs/08_train.ipynb #ab4cce55
@@ -278,7 +282,7 @@ def evaluate_splits(learn:Learner, dataset:str, data:Path|None, max_per_class:in
     else: preds = lambda dl, tta=False: image_predictions(learn.model, dl, tta)
     valid = cached_accuracy(learn, fdls.valid) if fdls is not None and not trained else _acc(*preds(learn.dls.valid))
     metrics = dict(valid_accuracy=valid)
-    if _has_split(dataset, data, 'test'):
+    if _has_split(learn.dls, dataset, data, 'test'):
         test_dl = get_test_dl(learn.dls, dataset, data, max_per_class=max_per_class)
         metrics.update(test_accuracy=_acc(*preds(test_dl)), n_test=len(test_dl.dataset))
         if tta: metrics['test_accuracy_tta'] = _acc(*preds(test_dl, True))

@@ -74,3 +74,10 @@ def test_cached_pooled_features_depend_on_the_pooling(shapes):
     train('shapes', data=shapes, size=32, epochs=0)
     t = train('shapes', data=shapes, size=32, epochs=0, head=HeadCfg(pool='concat'))
     assert t.meta['head']['pool'] == 'concat' and 0 <= t.metrics['valid_accuracy'] <= 1
+
+def test_a_warm_cache_repeats_the_cold_run_exactly(shapes, monkeypatch):
+    calls = _computes(monkeypatch)
+    cold = train('shapes', data=shapes, size=32, top_epochs=0); n = len(calls)
+    warm = train('shapes', data=shapes, size=32, top_epochs=0)
+    assert n > 0 and len(calls) == n  # the second run computed no maps: it read them all from the cache
+    assert warm.meta['lr'] == cold.meta['lr'] and warm.history.equals(cold.history) and warm.metrics == cold.metrics

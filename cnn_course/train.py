@@ -209,8 +209,7 @@ class Trained:
 
 # %% ../nbs/08_train.ipynb #5e240705
 def _has_split(dls, name, data, split):
-    "Whether the dataset has image files in `split`: from the split record `get_dls` made, else from a scan."
-    record = getattr(dls, 'cnn_course', {}).get('split')
+    record = getattr(dls, 'cnn_course', {}).get('split')  # made by `get_dls`: no second scan of the dataset
     return split in record if record else bool(split_items(name, data)[split])
 
 def _meta(name, data, arch, model, dls, recipe, lr, sugg, seed, metrics, timer):

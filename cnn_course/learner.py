@@ -55,7 +55,9 @@ class CachedBody(Callback):
     order = -20  # before everything that reads `learn.dls`
     def __init__(self, bs:int=64, # The head's batch size on features (the images' only matters once the body trains)
                  top_bs:int|None=None, # Batch size of the maps; default the images' (so `lr_find`'s 100 steps cost what they would on images)
-                ): self.bs, self.top_bs, self.fdls, self.key, self.top, self.mdls = bs, top_bs, None, None, None, None
+                ):
+        self.bs, self.top_bs, self.fdls, self.key, self.top, self.mdls = bs, top_bs, None, None, None, None
+        self.plain, self.predicting = None, False  # the model while a folded copy predicts; in `get_preds` / `validate`
     def _timed(self, name, f):
         t0 = time.perf_counter(); out = f()
         seconds(self.learn)[name] = round(seconds(self.learn).get(name, 0) + time.perf_counter() - t0, 2); return out
@@ -66,7 +68,8 @@ class CachedBody(Callback):
     def before_fit(self):
         self.swapped, self.body_fit, self.top_fit = False, False, False
         if self.learn.dls in (self.fdls, self.mdls): self.learn.dls = self.images  # an earlier fit was interrupted
-        if not getattr(self.learn, 'create_mbar', True): return  # get_preds / validate: nothing trains
+        self._unfold(); self.predicting = not getattr(self.learn, 'create_mbar', True)
+        if self.predicting: return  # get_preds / validate: nothing trains
         phase, m = body_phase(self.learn.model), self.learn.model
         if isinstance(m, BodyHead): object.__setattr__(m, 'maps', None)  # left by an interrupted top fit
         if phase == 'unfrozen' or (phase == 'top' and not isinstance(m, BodyHead)): self.body_fit = True; return
@@ -84,12 +87,20 @@ class CachedBody(Callback):
         self._swap(self.mdls); self.top_fit, self.flip, self.bn = True, MapFlip(), FrozenBN(self.top.upper)
         object.__setattr__(m, 'maps', self.top)  # not a sub-module: `learn.model`'s weights and names stay the whole model's
         for cb in (self.flip, self.bn): cb.learn = self.learn
+    def before_validate(self):
+        "`get_preds` / `validate` over several batches: on a folded copy of the model (`inference.folded`), the same numbers sooner."
+        m = self.learn.model  # not in a fit's validation, nor in an inner `get_preds` (fastai calls no `after_fit` for it)
+        if not self.predicting or len(self.learn.dl) < 2 or not isinstance(m, BodyHead) or m.maps is not None: return
+        if (f := inference.folded(m)) is not m: self.plain, self.learn.model = m, f
+    def _unfold(self):
+        if self.plain is not None: self.learn.model, self.plain = self.plain, None
     def before_batch(self):
         if self.top_fit: self.flip.before_batch(); self.bn.before_batch()  # mirrored maps; pretrained batch-norm statistics
     def after_step(self):
         if self.body_fit: self.fdls = self.top = self.mdls = None  # the body changed: its features and maps are stale
         if self.top_fit: self.fdls = None  # the top stage changed: the pooled features are stale, the maps are not
-    def after_fit(self):
+    def after_fit(self):  # fastai calls it after `get_preds` / `validate` even when they fail
+        self._unfold(); self.predicting = False
         if self.top_fit: object.__setattr__(self.learn.model, 'maps', None)
         elif self.swapped: torch.set_num_threads(self.nthreads)
         if self.swapped: self.learn.dls = self.images

@@ -7,7 +7,7 @@ Prints one JSON object (with `projects_md`, the Markdown table pasted in lessons
   python bench/lessons.py [--data ../shared/data] [--only 01 03] [--limit 300]
 Run it on a quiet machine: two busy cores make every number larger.
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +46,13 @@ def thresholds(lesson:str, data:Path) -> dict:
         except Exception as e: out[ex] = dict(passed=False, feedback=f'{type(e).__name__}: {e}')
     return out
 
-def bench(nb:Path, data:Path, limit:float) -> dict:
+def bench(nb:Path, data:Path, limit:float, warm:bool=False) -> dict:
     env = {**os.environ, 'CNN_COURSE_DATA': str(data), 'CNN_COURSE_LESSON_SIZE': 'full'}
-    t0, wall0 = time.time(), time.perf_counter()
-    r = subprocess.run([str(Path(sys.executable).parent/'nbdev-test'), str(nb)], env=env, capture_output=True, text=True)
-    secs = round(time.perf_counter() - wall0, 1)
+    with tempfile.TemporaryDirectory() as home:
+        if not warm: env['CNN_COURSE_HOME'] = home  # an empty course home: a cold feature cache, as a learner's first run
+        t0, wall0 = time.time(), time.perf_counter()
+        r = subprocess.run([str(Path(sys.executable).parent/'nbdev-test'), str(nb)], env=env, capture_output=True, text=True)
+        secs = round(time.perf_counter() - wall0, 1)
     res = dict(lesson=nb.stem, seconds=secs, ok=r.returncode == 0, within_limit=secs <= limit, runs=run_metrics(nb.parent/'runs', t0, nb.name[:2]))
     res['thresholds'] = thresholds(nb.name[:2], data)
     if r.returncode: res['error'] = '\n'.join([l for l in (r.stderr + r.stdout).splitlines() if 'Error' in l or 'Executing Cell' in l][-4:])
@@ -86,14 +88,15 @@ def main():
     p.add_argument('--data', type=Path, default=Path(os.environ.get('CNN_COURSE_DATA', ROOT.parent/'shared'/'data')))
     p.add_argument('--only', nargs='*', help='lesson number prefixes, e.g. 01 04')
     p.add_argument('--limit', type=float, default=300, help='seconds allowed per lesson')
+    p.add_argument('--warm', action='store_true', help="use the current course home and its feature cache (default: an empty one per lesson)")
     p.add_argument('--out', type=Path, default=ROOT/'bench'/'results'/'lessons.json', help='also written here')
     a = p.parse_args()
     missing = [d for d in ('flowers', 'clothing', 'sports100', 'eggs', 'anime', 'grocery') if not (a.data/d).is_dir()]
     if missing: sys.exit(f'No real data for {", ".join(missing)} at {a.data}: pass --data (the folder holding them).')
     nbs = [n for n in sorted((ROOT/'lessons').glob('[0-9]*.ipynb')) if not a.only or any(n.name.startswith(o) for o in a.only)]
-    results = [bench(n, a.data.resolve(), a.limit) for n in nbs]
+    results = [bench(n, a.data.resolve(), a.limit, a.warm) for n in nbs]
     rows = projects_table(results)
-    text = json.dumps(dict(machine=dict(cpus=os.cpu_count(), loadavg_after=os.getloadavg()), limit_s=a.limit, total_s=round(sum(r['seconds'] for r in results), 1),
+    text = json.dumps(dict(machine=dict(cpus=os.cpu_count(), loadavg_after=os.getloadavg()), cache='warm' if a.warm else 'cold', limit_s=a.limit, total_s=round(sum(r['seconds'] for r in results), 1),
                           all_ok=all(r['ok'] and r['within_limit'] for r in results), lessons=results, projects=rows,
                           projects_md=projects_md(rows)), indent=2, ensure_ascii=False)
     a.out.parent.mkdir(parents=True, exist_ok=True); a.out.write_text(text + '\n')

@@ -520,6 +520,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'cnn_course.inference._images': ('inference.html#_images', 'cnn_course/inference.py'),
                                       'cnn_course.inference._pairs': ('inference.html#_pairs', 'cnn_course/inference.py'),
                                       'cnn_course.inference._plain': ('inference.html#_plain', 'cnn_course/inference.py'),
+                                      'cnn_course.inference._shared': ('inference.html#_shared', 'cnn_course/inference.py'),
                                       'cnn_course.inference.eval_dl': ('inference.html#eval_dl', 'cnn_course/inference.py'),
                                       'cnn_course.inference.folded': ('inference.html#folded', 'cnn_course/inference.py'),
                                       'cnn_course.inference.outputs': ('inference.html#outputs', 'cnn_course/inference.py'),

@@ -40,10 +40,14 @@ def _fold(conv:nn.Conv2d, bn:nn.BatchNorm2d) -> nn.Module:
 
 def _hooked(module): return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
+def _shared(module):  # a layer used in two places: folding one use's batch norm into it would change the other
+    mods = [m for _, m in module.named_modules(remove_duplicate=False)]
+    return len(mods) != len({id(m) for m in mods})
+
 def folded(module:nn.Module, # A model or part of one; it is not changed
           ) -> nn.Module:
     "An eval-mode copy of `module` with each batch norm folded into the convolution before it; `module` itself if none can be."
-    if getattr(module, 'is_folded', False) or _hooked(module) or not any(_pairs(m) for m in module.modules()): return module
+    if getattr(module, 'is_folded', False) or _hooked(module) or _shared(module) or not any(_pairs(m) for m in module.modules()): return module
     module = copy.deepcopy(module).eval().requires_grad_(False)
     module.is_folded = True  # `outputs` on it again (a batch at a time) costs no second look
     with torch.no_grad():

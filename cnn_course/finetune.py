@@ -28,6 +28,8 @@ MEASURED = {  # test accuracy of tf_efficientnet_lite0 at 224 px: head alone -> 
 # More of the same does not reach flowers 0.93 (2026-11-26, test / with TTA): two top stages, 4 epochs 0.906 / 0.910;
 # 288 px, one stage, 2 epochs 0.909 / 0.910. Lite0's features saturate near 0.91 on these photos. Lite1 (240 px) with
 # 2 top-stage epochs: 0.916 / 0.917 in 134 s; Lite0's and Lite1's TTA probabilities averaged: 0.929 (684 of 736) in 243 s.
+# Lite1 keeps top_epochs=0: its table (bench/results/time_to_accuracy_lite1.json) is better on 2 of 6 (flowers .909->.916,
+# grocery .720->.725), worse on clothing (.930->.925), tied on sports100, eggs and anime.
 
 class TopModel(nn.Module):
     "The trainable top of a model: upper body, pooling and head, on cached lower-body activations."

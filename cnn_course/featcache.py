@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from safetensors.torch import load_file, save_file
+from fastai.torch_core import get_random_states, set_random_states
 from .core import cache_dir, write_atomic
 
 # %% auto #0
@@ -87,17 +88,23 @@ def evict(keep:Path|None=None, # Never removed (the file just written)
         total -= p.stat().st_size; p.unlink(missing_ok=True); gone.append(p)
     return gone
 
+def _unseen(compute):
+    "`compute()` with Python's, NumPy's and torch's random states put back after it: a miss draws nothing a hit would not."
+    states = get_random_states()
+    try: return compute()
+    finally: set_random_states(**states)
+
 def cached(key:str, # From `cache_key`
            compute, # Called with no argument on a miss: returns `{name: tensor}`
           ) -> dict:
     "The tensors stored under `key`, computed and stored first when missing (or unreadable)."
-    if max_bytes() <= 0: return compute()
+    if max_bytes() <= 0: return _unseen(compute)
     p = cache_dir('features')/f'{key}.safetensors'
     if p.exists():
         try:
             out = load_file(p); os.utime(p); return out  # a read makes it recently used
         except Exception: p.unlink(missing_ok=True)  # truncated or corrupt: recompute
-    out = compute()
+    out = _unseen(compute)  # so a cold run trains on the same random draws as a warm one
     write_atomic(p, lambda tmp: save_file({k: v.contiguous() for k, v in out.items()}, str(tmp)))
     evict(keep=p)
     return out

@@ -16,8 +16,8 @@ from .inference import eval_dl, outputs, predictions
 from .featcache import cache_key, cached, preprocessing, weights_digest
 
 # %% auto #0
-__all__ = ['pooled_features', 'WeightedFeatures', 'feature_dls', 'threads', 'head_learner', 'quiet', 'feature_predictions',
-           'image_predictions', 'cached_accuracy']
+__all__ = ['pooled_features', 'TensorDL', 'WeightedFeatures', 'feature_dls', 'threads', 'head_learner', 'quiet',
+           'feature_predictions', 'image_predictions', 'cached_accuracy']
 
 # %% ../nbs/07b_features.ipynb #5408573f
 def _plain(t): return t.as_subclass(torch.Tensor)
@@ -49,7 +49,12 @@ def pooled_features(model:nn.Module, # A `create_model` model (not NTS-Net)
         out = cached(key, lambda: _run(enc, dl, flip))
     return out['x'], out['y']
 
-class WeightedFeatures(DataLoader):
+class TensorDL(DataLoader):
+    "fastai's `DataLoader` over a `TensorDataset`, gathering each batch with one index instead of stacking row by row."
+    def create_item(self, s): return s  # the index: rows are gathered per batch (4x faster epochs of the head)
+    def create_batch(self, b): return self.dataset[torch.tensor(b)]
+
+class WeightedFeatures(TensorDL):
     "Cached features drawn with replacement in proportion to `wgts`, as fastai's `WeightedDL` draws images."
     def __init__(self, dataset, wgts, **kwargs):
         super().__init__(dataset, **kwargs); self.wgts = np.asarray(wgts, dtype=float)/np.sum(wgts)
@@ -66,8 +71,8 @@ def feature_dls(learn:Learner, # A learner from `make_learner`
     (xt, yt), (xv, yv) = pooled(train), pooled(valid)
     wgts = getattr(learn.dls.train, 'wgts', None)  # `balanced=True`: the head must draw classes as the images would
     kw = dict(bs=bs, drop_last=len(xt) > bs)
-    dl = WeightedFeatures(TensorDataset(xt, yt), wgts, **kw) if wgts is not None else DataLoader(TensorDataset(xt, yt), shuffle=True, **kw)
-    return DataLoaders(dl, DataLoader(TensorDataset(xv, yv), bs=512), device='cpu')
+    dl = WeightedFeatures(TensorDataset(xt, yt), wgts, **kw) if wgts is not None else TensorDL(TensorDataset(xt, yt), shuffle=True, **kw)
+    return DataLoaders(dl, TensorDL(TensorDataset(xv, yv), bs=512), device='cpu')
 
 @contextmanager
 def threads(n:int):

@@ -7,10 +7,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
-from fastai.vision.all import Callback, DataLoader, DataLoaders, Learner, accuracy
+from fastai.vision.all import Callback, DataLoaders, Learner, accuracy
 from .core import UsageError
 from .featcache import cache_key, cached, preprocessing, weights_digest
-from .features import _files, quiet
+from .features import TensorDL, _files, quiet
 from .inference import EVAL_BS, eval_dl, folded, outputs
 from .models import split_body  # the one cut of an EfficientNet body, also `param_groups`'s
 
@@ -118,8 +118,8 @@ def map_dls(learn:Learner, # The image learner: its train items and valid loader
     "DataLoaders of the lower body's maps of the train images (centre crops) and the valid images, with their labels."
     train = learn.dls.test_dl(learn.dls.train.items, with_labels=True)  # centre crops: mirroring is the augmentation
     (xt, yt), (xv, yv) = activations(top, train), activations(top, learn.dls.valid)
-    return DataLoaders(DataLoader(TensorDataset(xt, yt), bs=bs, shuffle=True, drop_last=len(xt) > bs),
-                       DataLoader(TensorDataset(xv, yv), bs=EVAL_BS), device='cpu')
+    return DataLoaders(TensorDL(TensorDataset(xt, yt), bs=bs, shuffle=True, drop_last=len(xt) > bs),
+                       TensorDL(TensorDataset(xv, yv), bs=EVAL_BS), device='cpu')
 
 def top_learner(learn:Learner, # The image learner (its loss and weight decay are used)
                 top:TopModel, # The top of `learn.model` that trains

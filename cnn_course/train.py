@@ -264,8 +264,8 @@ def prepare(dataset:str, # A registered dataset
     top = top_of(learn.model, recipe.top_blocks) if cache else None  # maps cached below the top: they serve both phases
     fdls = feature_dls(learn, recipe.bs, top_pooled(top) if top else None) if cache else None  # one lower-body pass
     if cache:
-        timer('features'); set_seed(seed, reproducible=True)  # a warm cache draws nothing: the head starts alike
-        fdls.train.rng = random.Random(seed)  # and shuffles alike: the loader drew its seed before the features came
+        timer('features'); set_seed(seed, reproducible=True)  # the head's phase starts from the seed, whatever ran before
+        fdls.train.rng = random.Random(seed)  # and so do its shuffles (the loader drew its seed before this line)
     return Setup(learn, recipe, fdls, timer, top)
 
 # %% ../nbs/08_train.ipynb #ab4cce55

@@ -72,3 +72,21 @@ def test_lr_find_on_the_maps_puts_the_weights_back_and_the_learner_recovers_from
     learn.fit(1, 1e-5)  # the plain image path
     # the lower body changed: its maps and features are stale
     assert learn.cached_body.top is None and learn.cached_body.fdls is None
+
+def test_a_rerun_on_a_warm_cache_repeats_the_cold_run_exactly(tmp_path):
+    "A lesson cell run again (its features now cached) shows the numbers it showed the first time."
+    from fastai.vision.all import set_seed
+    from cnn_course.featcache import cache_files
+    shapes = make_shapes(tmp_path/'data'/'shapes', n_classes=3, size=40, n_per_class=16, seed=0)
+    def run():
+        set_seed(0, reproducible=True)
+        items = split_items('shapes', shapes)
+        block = get_block('shapes', items['valid'], size=40)
+        dls = block.dataloaders(items['train'] + items['valid'], bs=16, num_workers=0)
+        learn = course_learner(dls, 'tf_efficientnet_lite0')
+        learn.fit_one_cycle(3, 1e-2)
+        return [list(map(float, v)) for v in learn.recorder.values], learn.model.head.state_dict()
+    (cold, w1), n = run(), len(cache_files())
+    (warm, w2) = run()
+    assert n > 0 and len(cache_files()) == n  # the second run read its features from the cache
+    assert warm == cold and all(torch.equal(w1[k], w2[k]) for k in w1)

@@ -25,7 +25,7 @@ def run_metrics(runs:Path, since:float, lesson:str='') -> dict:
         met = m.get('metrics', {})
         acc = met.get('test_accuracy', met.get('valid_accuracy'))
         out[str(meta.parent.relative_to(runs))] = dict(dataset=m.get('dataset'), arch=m.get('arch'), n_test=met.get('n_test'),
-                                                       accuracy=None if acc is None else round(acc, 4))
+                                                       accuracy=None if acc is None else round(acc, 6))  # 4 digits then 0.1%: 0.89946 read 90.0%
     return out
 
 def thresholds(lesson:str, data:Path) -> dict:

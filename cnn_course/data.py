@@ -8,7 +8,10 @@ import hashlib, os, random, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, PILImage, Resize, ResizeMethod, Normalize,
-                               aug_transforms, imagenet_stats, parent_label, FuncSplitter, DataLoaders)
+                               aug_transforms, imagenet_stats, parent_label, FuncSplitter, DataLoaders, PadMode)
+from fastai.vision.augment import BILINEAR
+from fastcore.basics import patch
+from PIL import Image
 from fastai.callback.data import WeightedDL  # noqa: F401 (imported for its side effect:) patches DataBlock.weighted_dataloaders
 from .datasets import dataset_path, get_dataset
 from .layout import SPLITS, class_dirs, has_splits, image_files, split_files
@@ -34,6 +37,16 @@ def item_tfms(size:int # Side of the square images the model sees
               ) -> list:
     "Item transforms of every split: random square crop on train; centred square crop + bilinear resize elsewhere."
     return [Resize(size, method=ResizeMethod.Crop)]
+
+# %% ../nbs/03_data.ipynb #f663ea56
+_fastai_crop_pad = Image.Image._do_crop_pad
+
+@patch
+def _do_crop_pad(x:Image.Image, sz, tl, orig_sz, pad_mode=PadMode.Zeros, resize_mode=BILINEAR, resize_to=None):
+    "fastai's crop and pad of a PIL image, without the empty pad when the crop lies inside the image."
+    if not (all(tl.ge(0)) and all(tl.add(sz).le(orig_sz))): return _fastai_crop_pad(x, sz, tl, orig_sz, pad_mode, resize_mode, resize_to)
+    x = x.crop((*tl, *tl.add(sz)))
+    return x if resize_to is None else x.resize(resize_to, resize_mode)
 
 # %% ../nbs/03_data.ipynb #4e883910
 AUGS = {

@@ -5,16 +5,19 @@
 # %% ../nbs/07d_featcache.ipynb #1cf15b22
 from __future__ import annotations
 import hashlib, json, os
+from contextlib import contextmanager
 from pathlib import Path
-import torch
+import torch, fastai
 from torch import nn
+from torch.utils.data import TensorDataset
 from safetensors.torch import load_file, save_file
 from fastai.torch_core import get_random_states, set_random_states
-from .core import cache_dir, write_atomic
+from .core import UsageError, cache_dir, write_atomic
 
 # %% auto #0
 __all__ = ['SIZE_ENV', 'DEFAULT_MB', 'max_bytes', 'weights_digest', 'file_identity', 'preprocessing', 'cache_key', 'cache_files',
-           'evict', 'cached', 'cache_info', 'clear_cache', 'add_commands']
+           'evict', 'kept_random_states', 'cached', 'states_digest', 'learner_key', 'cache_info', 'clear_cache',
+           'add_commands']
 
 # %% ../nbs/07d_featcache.ipynb #c9358bcb
 SIZE_ENV = 'CNN_COURSE_FEATURE_CACHE_MB'
@@ -35,10 +38,12 @@ def weights_digest(module:nn.Module) -> str:
 
 def file_identity(files:list) -> list:
     "`[path, size, mtime_ns]` of each file: a file rewritten, even with the same size, gets a new identity."
-    out = []
-    for f in files:
-        st = os.stat(f)
-        out.append([str(Path(f).resolve()), st.st_size, st.st_mtime_ns])
+    folders, out = {}, []
+    for f in map(str, files):
+        st, (d, name) = os.stat(f), os.path.split(f)
+        if d not in folders: folders[d] = os.path.realpath(d)  # each folder resolved once, not each file (3x faster)
+        p = os.path.join(folders[d], name)
+        out.append([os.path.realpath(p) if os.path.islink(p) else p, st.st_size, st.st_mtime_ns])
     return out
 
 # %% ../nbs/07d_featcache.ipynb #8e3b0763
@@ -88,11 +93,19 @@ def evict(keep:Path|None=None, # Never removed (the file just written)
         total -= p.stat().st_size; p.unlink(missing_ok=True); gone.append(p)
     return gone
 
+@contextmanager
+def kept_random_states(*loaders):
+    "Run the block, then put back Python's, NumPy's and torch's random states and each fastai loader's own generator."
+    loaders = [dl for dl in loaders if hasattr(dl, 'rng')]
+    states, rngs = get_random_states(), [dl.rng.getstate() for dl in loaders]
+    try: yield
+    finally:
+        set_random_states(**states)
+        for dl, s in zip(loaders, rngs): dl.rng.setstate(s)
+
 def _unseen(compute):
-    "`compute()` with Python's, NumPy's and torch's random states put back after it: a miss draws nothing a hit would not."
-    states = get_random_states()
-    try: return compute()
-    finally: set_random_states(**states)
+    "`compute()` with the random states put back after it: a miss draws nothing a hit would not."
+    with kept_random_states(): return compute()
 
 def cached(key:str, # From `cache_key`
            compute, # Called with no argument on a miss: returns `{name: tensor}`
@@ -109,6 +122,42 @@ def cached(key:str, # From `cache_key`
     evict(keep=p)
     return out
 
+# %% ../nbs/07d_featcache.ipynb #3887cfd2
+def _tensor_bytes(x) -> bytes:
+    t = torch.as_tensor(x).detach().cpu().contiguous()
+    return f'{t.dtype}{tuple(t.shape)}'.encode() + (t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+
+def _settings(o) -> list:
+    "The plain attributes of `o` (and, for a module, its weights): what a loss's `repr` leaves out."
+    attrs = {k: _plainval(v) for k, v in sorted(vars(o).items()) if not k.startswith('_') and isinstance(v, (int, float, str, bool, tuple, type(None)))}
+    return [type(o).__name__, attrs, weights_digest(o) if isinstance(o, nn.Module) else None]
+
+def states_digest(*loaders) -> str:
+    "SHA-256 of Python's, NumPy's and torch's random states and each fastai loader's own generator."
+    s, loaders = get_random_states(), [dl for dl in loaders if hasattr(dl, 'rng')]
+    h = hashlib.sha256(repr((s['random_state'], [dl.rng.getstate() for dl in loaders], s['numpy_state'][2:])).encode())
+    for t in (s['numpy_state'][1], s['torch_state']): h.update(_tensor_bytes(t))
+    return h.hexdigest()
+
+def learner_key(learn, # A fastai `Learner` whose loaders serve `TensorDataset`s (e.g. a head on cached features)
+                what:str, # The run, e.g. 'lr_find'
+                **settings, # The run's own arguments
+               ) -> str:
+    "The content address of a run of `learn` on tensors: SHA-256 over everything the run reads."
+    loaders, h = learn.dls.loaders, hashlib.sha256()
+    if not all(isinstance(getattr(dl, 'dataset', None), TensorDataset) for dl in loaders):
+        raise UsageError(f'{what} is only cached on loaders of tensors (cached features); run it without the cache.')
+    for dl in loaders:
+        for t in [*dl.dataset.tensors, getattr(dl, 'wgts', [])]: h.update(_tensor_bytes(t))
+    loss = learn.loss_func
+    meta = dict(what=what, settings=settings, model=weights_digest(learn.model), loss=[_settings(loss), _settings(getattr(loss, 'func', loss))],
+                opt=getattr(learn.opt_func, '__name__', repr(learn.opt_func)), wd=learn.wd, wd_bn_bias=learn.wd_bn_bias,
+                train_bn=learn.train_bn, moms=learn.moms, cbs=sorted(type(c).__name__ for c in learn.cbs),
+                loaders=[[type(dl).__name__, dl.bs, dl.shuffle, dl.drop_last] for dl in loaders], states=states_digest(*loaders),
+                threads=torch.get_num_threads(), versions=[torch.__version__, fastai.__version__])
+    h.update(json.dumps(meta, sort_keys=True, default=_plainval).encode())
+    return h.hexdigest()
+
 # %% ../nbs/07d_featcache.ipynb #888027f1
 def cache_info() -> dict:
     "The cache folder, its number of files, their size and the bound (MiB)."
@@ -117,13 +166,13 @@ def cache_info() -> dict:
                 bound_mib=round(max_bytes() / 2**20, 1))
 
 def clear_cache() -> int:
-    "Remove every cached feature file (and any interrupted write); returns how many files were removed."
+    "Remove every cached file (features, `lr_find` curves, any interrupted write); returns how many were removed."
     d, n = cache_dir('features'), 0
     for p in list(d.glob('*.safetensors')) + list(d.glob('.*.tmp')): p.unlink(missing_ok=True); n += 1
     return n
 
 def _cmd_cache(a) -> int:
-    if a.action == 'clear': print(f'removed {clear_cache()} cached feature files from {cache_dir("features")}')
+    if a.action == 'clear': print(f'removed {clear_cache()} cached files from {cache_dir("features")}')
     else: print(json.dumps(cache_info(), indent=2))
     return 0
 

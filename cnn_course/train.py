@@ -23,6 +23,7 @@ from .features import (cached_accuracy, feature_dls, feature_predictions, head_l
                                  quiet, threads)
 from .guards import FiniteGuard, TrainError, check_recipe, check_trained
 from .ntsnet import NTSLoss, NTSNet
+from .featcache import cached, kept_random_states, learner_key
 from .runs import HISTORY_COLS, check_run_folder, load_run, save_run
 from .finetune import TopModel, fit_top, top_of, top_pooled, top_predictions
 
@@ -124,13 +125,11 @@ class MemLRFinder(LRFinder):
     "fastai's `LRFinder`, restoring the model and optimizer from memory instead of a pickled file."
     def before_fit(self):
         ParamScheduler.before_fit(self)
-        self.state = copy.deepcopy(self.learn.model.state_dict())
-        self.opt_state = copy.deepcopy(self.learn.opt.state_dict())
+        self.state, self.opt_state = copy.deepcopy(self.learn.model.state_dict()), copy.deepcopy(self.learn.opt.state_dict())
         self.best_loss = float('inf')
     def after_fit(self):
         self.learn.opt.zero_grad()
-        self.learn.model.load_state_dict(self.state)
-        self.learn.opt.load_state_dict(self.opt_state)
+        self.learn.model.load_state_dict(self.state); self.learn.opt.load_state_dict(self.opt_state)
 
 SUGGESTERS = dict(valley=valley, slide=slide, minimum=minimum, steep=steep)
 
@@ -149,15 +148,19 @@ class LRSuggestions:
         ax.legend(); return ax
     def _repr_markdown_(self): return '| suggestion | lr |\n|---|---|\n' + '\n'.join(f'| {k} | {v:.2e} |' for k, v in self.suggestions.items())
 
+def _lr_curve(learn, num_it) -> dict:
+    n_epoch = num_it//len(learn.dls.train) + 1
+    with learn.no_logging(), learn.no_bar(), kept_random_states(*learn.dls.loaders): learn.fit(n_epoch, cbs=MemLRFinder(num_it=num_it))
+    return dict(lrs=torch.tensor(learn.recorder.lrs[num_it//10:-5]), losses=torch.tensor(learn.recorder.losses[num_it//10:-5]))
+
 def find_lr(learn:Learner, # The learner (its frozen/unfrozen state decides what is searched)
             num_it:int=100, # Mini-batches of increasing learning rate
+            cache:bool=False, # Reuse the curve of an identical run (`featcache.learner_key`); for loaders of cached features
            ) -> LRSuggestions:
-    "Run fastai's LR range test and return its valley, slide, minimum and steep suggestions."
-    n_epoch = num_it//len(learn.dls.train) + 1
-    with learn.no_logging(), learn.no_bar(): learn.fit(n_epoch, cbs=MemLRFinder(num_it=num_it))
-    lrs, losses = torch.tensor(learn.recorder.lrs[num_it//10:-5]), torch.tensor(learn.recorder.losses[num_it//10:-5])
-    ok = ~torch.isnan(losses)
-    lrs, losses = lrs[ok], losses[ok]
+    "Run fastai's LR range test and return its four suggestions; the random states are left as it found them."
+    curve = cached(learner_key(learn, 'lr_find', num_it=num_it), lambda: _lr_curve(learn, num_it)) if cache else _lr_curve(learn, num_it)
+    ok = ~torch.isnan(curve['losses'])
+    lrs, losses = curve['lrs'][ok], curve['losses'][ok]
     sugg = {k: float(f(lrs, losses, num_it)[0]) for k, f in SUGGESTERS.items()}
     return LRSuggestions(sugg, lrs.tolist(), losses.tolist())
 
@@ -165,8 +168,7 @@ def find_lr(learn:Learner, # The learner (its frozen/unfrozen state decides what
 def fit_frozen(learn:Learner, recipe:Recipe, lr:float, rows:list, fdls:DataLoaders|None=None, tally:dict|None=None):
     "The frozen phase: the head alone, on cached features (`fdls`) or on images."
     if fdls is None:
-        learn.freeze()
-        return learn.fit_one_cycle(recipe.freeze_epochs, slice(lr), pct_start=0.99, cbs=callbacks(recipe, rows, 'frozen', tally))
+        learn.freeze(); return learn.fit_one_cycle(recipe.freeze_epochs, slice(lr), pct_start=0.99, cbs=callbacks(recipe, rows, 'frozen', tally))
     # One thread: the head's ops are tiny, and two OpenMP threads stall on a busy 2-core CPU (measured 4 s -> 55 s).
     with threads(1): head_learner(learn, fdls).fit_one_cycle(recipe.freeze_epochs, lr, pct_start=0.99, cbs=callbacks(recipe, rows, 'frozen', tally))
 
@@ -301,7 +303,7 @@ def train(dataset:str, # A registered dataset
     st = prepare(dataset, arch, data, seed=seed, max_per_class=max_per_class, **kwargs)
     learn, recipe, timer, rows, sugg, tally = st.learn, st.recipe, st.timer, [], None, {}
     if require_lr(recipe.lr) is None:
-        with threads(1 if st.fdls is not None else torch.get_num_threads()): sugg = find_lr(st.lr_learner()).suggestions
+        with threads(1 if st.fdls is not None else torch.get_num_threads()): sugg = find_lr(st.lr_learner(), cache=st.fdls is not None).suggestions
         timer('lr_find')
     lr = recipe.lr or sugg[recipe.suggest]
     if not (math.isfinite(lr) and lr > 0):
@@ -309,8 +311,7 @@ def train(dataset:str, # A registered dataset
     with distributed(learn):  # a no-op in one process; under `accelerate launch`, fastai's distrib_ctx
         if recipe.freeze_epochs: fit_frozen(learn, recipe, lr, rows, st.fdls, tally); timer('frozen')
         if st.top is not None and recipe.top_epochs:
-            fit_top(learn, st.top, recipe.top_epochs, recipe.top_lr or lr/10, recipe.bs, callbacks(recipe, rows, 'top', tally))
-            timer('top')
+            fit_top(learn, st.top, recipe.top_epochs, recipe.top_lr or lr/10, recipe.bs, callbacks(recipe, rows, 'top', tally)); timer('top')
         if recipe.epochs: fit_unfrozen(learn, recipe, lr, rows, tally); timer('unfrozen')
         body_trained = recipe.epochs > 0 or st.fdls is None
         metrics = evaluate_splits(learn, dataset, data, max_per_class, None if body_trained else st.fdls,
@@ -340,8 +341,7 @@ def _setup_kw(a): return dict(data=a.data, pretrained=not a.scratch, seed=a.seed
 def _cmd_lr_find(a) -> int:
     st = prepare(a.dataset, a.arch, **_setup_kw(a))
     sugg = find_lr(st.lr_learner())
-    if a.plot:
-        sugg.plot().figure.savefig(a.plot, dpi=100, bbox_inches='tight')
+    if a.plot: sugg.plot().figure.savefig(a.plot, dpi=100, bbox_inches='tight')
     print(json.dumps({**sugg.suggestions, 'plot': str(a.plot) if a.plot else None}, indent=2))
     return 0
 

@@ -66,7 +66,7 @@ def test_cache_cli_info_and_clear(shapes, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info['files'] == 4 and info['mib'] >= 0 and info['folder'].endswith('features')
     a = p.parse_args(['cache', 'clear']); assert a.func(a) == 0
-    assert 'removed 4 cached feature files' in capsys.readouterr().out and featcache.cache_info()['files'] == 0
+    assert 'removed 4 cached files' in capsys.readouterr().out and featcache.cache_info()['files'] == 0
 
 def test_cached_pooled_features_depend_on_the_pooling(shapes):
     "Average and concat pooling share every weight: the cache must still tell their features apart (2560 vs 1280)."
@@ -81,3 +81,20 @@ def test_a_warm_cache_repeats_the_cold_run_exactly(shapes, monkeypatch):
     warm = train('shapes', data=shapes, size=32, top_epochs=0)
     assert n > 0 and len(calls) == n  # the second run computed no maps: it read them all from the cache
     assert warm.meta['lr'] == cold.meta['lr'] and warm.history.equals(cold.history) and warm.metrics == cold.metrics
+
+def test_a_warm_run_reuses_the_lr_find_curve_and_lr_find_draws_nothing(shapes, monkeypatch):
+    "lr_find's curve is cached with the features; it leaves the random states alone, so a given --lr repeats the run."
+    from cnn_course import train as tr
+    curves, orig = [], tr._lr_curve
+    monkeypatch.setattr(tr, '_lr_curve', lambda *a: curves.append(1) or orig(*a))
+    cold = train('shapes', data=shapes, size=32, top_epochs=0)
+    warm = train('shapes', data=shapes, size=32, top_epochs=0)
+    assert len(curves) == 1  # the warm run read the curve
+    assert warm.meta['lr_suggestions'] == cold.meta['lr_suggestions']
+    given = train('shapes', data=shapes, size=32, top_epochs=0, lr=cold.meta['lr'])
+    assert len(curves) == 1 and given.meta['lr_suggestions'] is None
+    assert given.history.equals(cold.history) and given.metrics == cold.metrics  # as if lr_find had never run
+    monkeypatch.setenv(featcache.SIZE_ENV, '0')  # no cache at all: the same numbers
+    off = train('shapes', data=shapes, size=32, top_epochs=0)
+    assert len(curves) == 2 and off.meta['lr'] == cold.meta['lr']
+    assert off.history.equals(cold.history) and off.metrics == cold.metrics

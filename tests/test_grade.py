@@ -55,7 +55,9 @@ def klass(tmp_path_factory):
     "A hidden test set and a class of submissions built from one good pretrained run and one random-init run."
     root = tmp_path_factory.mktemp('klass')
     shapes = make_shapes(root/'shapes', n_classes=3, size=40, n_per_class=30, seed=0)
-    good = train('shapes', data=shapes, size=64, epochs=1, out=root/'good_run').path
+    # The default recipe (head, then the top stage): a good run must clear the rubric's 80% whatever the seed; one
+    # unfrozen epoch on 60 synthetic images moves test accuracy between 0.67 and 0.92 over seeds 0-5.
+    good = train('shapes', data=shapes, size=64, out=root/'good_run').path
     scratch = train('shapes', 'simple_cnn', data=shapes, pretrained=False, size=32, bs=16, epochs=2, out=root/'scratch_run').path
     subs = root/'subs'
     def sub(name, run=good, **kw):

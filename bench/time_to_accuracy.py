@@ -6,7 +6,9 @@ Every measured run is its own process (wall time includes `import`), with its ow
 empty feature cache, 'warm' repeats the same run on the cache the cold run left. Plain fastai is
 `vision_learner(dls, arch)` with fastai's cut and head, the same pretrained weights, data and size; its frozen epoch
 (`fine_tune`'s first phase) is timed, then its unfrozen epochs if `--fastai-epochs` > 0. Evaluation time is not counted
-against fastai. The JSON records the load average before and after, since 2 shared cores make every second noisy.
+against fastai. The table's accuracies are means over `--seeds` (one seed moves them by a photo or two); its seconds
+are the first seed's. A section left out with `--skip` keeps its last measured result, dated. The JSON records the
+load average before and after, since 2 shared cores make every second noisy.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -79,16 +81,26 @@ def flowers(a, tmp) -> dict:
                 cold_093=dict(target='>= 0.93 in <= 300 s, empty cache', passed=ok(best, 0.93, 300)
                               or ('error' not in best and best.get('test_accuracy_tta', 0) >= 0.93 and best['wall_s'] <= 300), **best))
 
+def _mean(xs): return round(sum(xs) / len(xs), 4)
+
 def table(a, tmp) -> list:
+    "Head only, then head + top-stage fine-tuning, for each dataset and seed; the first seed's head-only run is cold."
     rows = []
     for ds in a.datasets:
-        head = sub(a, 'ours', tmp/ds, ds, tta=True, top_epochs=0)  # the head alone (the lite0 recipe fine-tunes by default)
-        ft = sub(a, 'ours', tmp/ds, ds, tta=True, top_epochs=a.top_epochs)  # the maps are cached by the head-only run
-        if 'error' in head or 'error' in ft: rows.append(dict(dataset=ds, head=head, finetune=ft)); continue
-        rows.append(dict(dataset=ds, head_only=head['test_accuracy'], head_tta=head['test_accuracy_tta'], head_wall_s=head['wall_s'],
-                         finetuned=ft['test_accuracy'], finetuned_tta=ft['test_accuracy_tta'],
-                         finetune_s=ft['phases'].get('top'), finetuned_wall_warm_s=ft['wall_s'],
-                         finetune_helps=ft['test_accuracy'] > head['test_accuracy'], lr=head['lr']))
+        runs = []
+        for seed in a.seeds:  # one seed decides by a photo or two: fine-tuning "helps" when its mean over the seeds is higher
+            head = sub(a, 'ours', tmp/ds, ds, tta=True, top_epochs=0, seed=seed)  # the head alone (lite0's recipe fine-tunes)
+            ft = sub(a, 'ours', tmp/ds, ds, tta=True, top_epochs=a.top_epochs, seed=seed)  # the maps are cached by then
+            if 'error' in head or 'error' in ft: runs = dict(head=head, finetune=ft); break
+            runs.append((head, ft))
+        if isinstance(runs, dict): rows.append(dict(dataset=ds, **runs)); continue
+        acc = lambda i, k: [r[i][k] for r in runs]
+        (h0, f0) = runs[0]
+        rows.append(dict(dataset=ds, seeds=list(a.seeds), head_only=_mean(acc(0, 'test_accuracy')), head_tta=_mean(acc(0, 'test_accuracy_tta')),
+                         finetuned=_mean(acc(1, 'test_accuracy')), finetuned_tta=_mean(acc(1, 'test_accuracy_tta')),
+                         head_only_per_seed=acc(0, 'test_accuracy'), finetuned_per_seed=acc(1, 'test_accuracy'),
+                         head_wall_s=h0['wall_s'], finetune_s=f0['phases'].get('top'), finetuned_wall_warm_s=f0['wall_s'],
+                         finetune_helps=_mean(acc(1, 'test_accuracy')) > _mean(acc(0, 'test_accuracy')), lr=h0['lr']))
     return rows
 
 def main():
@@ -99,6 +111,7 @@ def main():
     p.add_argument('--fast-bs', type=int, default=256, help="the head's batch size in the >= 0.85 run (fewer fastai steps per epoch)")
     p.add_argument('--best-arch', default='tf_efficientnet_lite0'); p.add_argument('--best-kw', default='{"tta": true, "top_epochs": 2}')
     p.add_argument('--top-epochs', type=int, default=2); p.add_argument('--datasets', nargs='*', default=list(DATASETS))
+    p.add_argument('--seeds', type=int, nargs='+', default=[42, 0, 1], help='seeds of the table (its numbers are means over them)')
     p.add_argument('--target', type=float, default=0.85)
     p.add_argument('--fastai-epochs', type=int, default=0, help='unfrozen epochs of plain fastai (0: its frozen epoch only)')
     p.add_argument('--skip', nargs='*', default=[], choices=['flowers', 'fastai', 'table'])
@@ -111,14 +124,17 @@ def main():
     res = dict(machine=dict(cpus=os.cpu_count(), loadavg_before=os.getloadavg()), arch=a.arch, started=time.strftime('%Y-%m-%d %H:%M:%S'))
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        old = json.loads(a.out.read_text()) if a.out.exists() else {}
         if 'table' not in a.skip:
             res['table'] = table(a, tmp)
             res['finetune_helps_on'] = sum(bool(r.get('finetune_helps')) for r in res['table'])
-        elif a.out.exists() and 'table' in (old := json.loads(a.out.read_text())):  # keep the last measured table, dated
+        elif 'table' in old:  # keep the last measured table, dated
             res.update(table=old['table'], finetune_helps_on=old.get('finetune_helps_on'), table_measured=old.get('table_measured', old.get('started')))
         if 'fastai' not in a.skip: res['plain_fastai'] = sub(a, 'fastai', tmp/'fastai')
+        elif 'plain_fastai' in old: res['plain_fastai'] = {'measured': old.get('started'), **old['plain_fastai']}
         res['machine']['loadavg_before_flowers'] = os.getloadavg()  # the timed flowers runs come last: the quietest machine
         if 'flowers' not in a.skip: res['flowers'] = flowers(a, tmp)
+        elif 'flowers' in old: res['flowers'] = {'measured': old.get('started'), **old['flowers']}
     res['machine']['loadavg_after'] = os.getloadavg(); res['wall_s'] = round(time.perf_counter() - T0, 1)
     text = json.dumps(res, indent=2)
     a.out.parent.mkdir(parents=True, exist_ok=True); a.out.write_text(text + '\n')

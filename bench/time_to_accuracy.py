@@ -87,15 +87,13 @@ def table(a, tmp) -> list:
     "Head only, then head + top-stage fine-tuning, for each dataset and seed; the first seed's head-only run is cold."
     rows = []
     for ds in a.datasets:
-        runs = []
-        for seed in a.seeds:  # one seed decides by a photo or two: fine-tuning "helps" when its mean over the seeds is higher
-            head = sub(a, 'ours', tmp/ds, ds, tta=True, top_epochs=0, seed=seed)  # the head alone (lite0's recipe fine-tunes)
-            ft = sub(a, 'ours', tmp/ds, ds, tta=True, top_epochs=a.top_epochs, seed=seed)  # the maps are cached by then
-            if 'error' in head or 'error' in ft: runs = dict(head=head, finetune=ft); break
-            runs.append((head, ft))
-        if isinstance(runs, dict): rows.append(dict(dataset=ds, **runs)); continue
+        # one seed decides by a photo or two: fine-tuning "helps" when its mean over the seeds is higher
+        runs = [(sub(a, 'ours', tmp/ds, ds, tta=True, top_epochs=0, seed=s),  # the head alone (lite0's recipe fine-tunes)
+                 sub(a, 'ours', tmp/ds, ds, tta=True, top_epochs=a.top_epochs, seed=s)) for s in a.seeds]  # maps cached by then
+        failed = [(h, f) for h, f in runs if 'error' in h or 'error' in f]
+        if failed: rows.append(dict(dataset=ds, head=failed[0][0], finetune=failed[0][1])); continue
         acc = lambda i, k: [r[i][k] for r in runs]
-        (h0, f0) = runs[0]
+        h0, f0 = runs[0]
         rows.append(dict(dataset=ds, seeds=list(a.seeds), head_only=_mean(acc(0, 'test_accuracy')), head_tta=_mean(acc(0, 'test_accuracy_tta')),
                          finetuned=_mean(acc(1, 'test_accuracy')), finetuned_tta=_mean(acc(1, 'test_accuracy_tta')),
                          head_only_per_seed=acc(0, 'test_accuracy'), finetuned_per_seed=acc(1, 'test_accuracy'),

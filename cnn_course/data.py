@@ -39,7 +39,7 @@ def item_tfms(size:int # Side of the square images the model sees
     return [Resize(size, method=ResizeMethod.Crop)]
 
 # %% ../nbs/03_data.ipynb #f663ea56
-_fastai_crop_pad = Image.Image._do_crop_pad
+_fastai_crop_pad = getattr(Image.Image._do_crop_pad, 'fastai', Image.Image._do_crop_pad)  # fastai's, even when this module is reloaded
 
 @patch
 def _do_crop_pad(x:Image.Image, sz, tl, orig_sz, pad_mode=PadMode.Zeros, resize_mode=BILINEAR, resize_to=None):
@@ -47,6 +47,7 @@ def _do_crop_pad(x:Image.Image, sz, tl, orig_sz, pad_mode=PadMode.Zeros, resize_
     if not (all(tl.ge(0)) and all(tl.add(sz).le(orig_sz))): return _fastai_crop_pad(x, sz, tl, orig_sz, pad_mode, resize_mode, resize_to)
     x = x.crop((*tl, *tl.add(sz)))
     return x if resize_to is None else x.resize(resize_to, resize_mode)
+Image.Image._do_crop_pad.fastai = _fastai_crop_pad  # `@patch` returns nothing: the mark goes on the method
 
 # %% ../nbs/03_data.ipynb #4e883910
 AUGS = {

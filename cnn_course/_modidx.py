@@ -388,6 +388,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'cnn_course.exercises.read_answers': ('exercises.html#read_answers', 'cnn_course/exercises.py'),
                                       'cnn_course.exercises.to_json': ('exercises.html#to_json', 'cnn_course/exercises.py')},
             'cnn_course.featcache': { 'cnn_course.featcache._cmd_cache': ('featcache.html#_cmd_cache', 'cnn_course/featcache.py'),
+                                      'cnn_course.featcache._load': ('featcache.html#_load', 'cnn_course/featcache.py'),
                                       'cnn_course.featcache._plainval': ('featcache.html#_plainval', 'cnn_course/featcache.py'),
                                       'cnn_course.featcache._settings': ('featcache.html#_settings', 'cnn_course/featcache.py'),
                                       'cnn_course.featcache._tensor_bytes': ('featcache.html#_tensor_bytes', 'cnn_course/featcache.py'),

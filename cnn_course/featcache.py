@@ -4,13 +4,14 @@
 
 # %% ../nbs/07d_featcache.ipynb #1cf15b22
 from __future__ import annotations
-import hashlib, json, os
+import hashlib, json, math, os
 from contextlib import contextmanager
 from pathlib import Path
 import torch, fastai
 from torch import nn
 from torch.utils.data import TensorDataset
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from fastai.torch_core import get_random_states, set_random_states
 from .core import UsageError, cache_dir, write_atomic
 
@@ -25,8 +26,12 @@ DEFAULT_MB = 2048
 
 def max_bytes() -> int:
     "The cache's size bound in bytes (`$CNN_COURSE_FEATURE_CACHE_MB`, default 2048 MiB; 0: no cache)."
-    try: return int(float(os.environ.get(SIZE_ENV, DEFAULT_MB)) * 2**20)
-    except ValueError: return DEFAULT_MB * 2**20
+    v = os.environ.get(SIZE_ENV, '').strip() or str(DEFAULT_MB)
+    try: mb = float(v)
+    except ValueError: mb = math.nan
+    if not 0 <= mb < 2**40:  # a typo must not silently mean the default bound (NaN fails this too)
+        raise UsageError(f'{SIZE_ENV}={v!r} is not a size in MiB. Give a number, e.g. {SIZE_ENV}={DEFAULT_MB}, or 0 for no cache.')
+    return int(mb * 2**20)
 
 def weights_digest(module:nn.Module) -> str:
     "SHA-256 of a module's structure, parameters and buffers (names, shapes, dtypes, values)."
@@ -107,6 +112,14 @@ def _unseen(compute):
     "`compute()` with the random states put back after it: a miss draws nothing a hit would not."
     with kept_random_states(): return compute()
 
+def _load(p:Path, key:str) -> dict|None:
+    "The tensors of cache file `p` if it reads whole and was written under `key`; None if truncated, corrupt or another's."
+    try:
+        with safe_open(p, 'pt') as f:
+            if (f.metadata() or {}).get('key') != key: return None  # another entry's file copied or renamed onto this one
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception: return None
+
 def cached(key:str, # From `cache_key`
            compute, # Called with no argument on a miss: returns `{name: tensor}`
           ) -> dict:
@@ -114,11 +127,11 @@ def cached(key:str, # From `cache_key`
     if max_bytes() <= 0: return _unseen(compute)
     p = cache_dir('features')/f'{key}.safetensors'
     if p.exists():
-        try:
-            out = load_file(p); os.utime(p); return out  # a read makes it recently used
-        except Exception: p.unlink(missing_ok=True)  # truncated or corrupt: recompute
+        out = _load(p, key)
+        if out is not None: os.utime(p); return out  # a read makes it recently used
+        p.unlink(missing_ok=True)
     out = _unseen(compute)  # so a cold run trains on the same random draws as a warm one
-    write_atomic(p, lambda tmp: save_file({k: v.contiguous() for k, v in out.items()}, str(tmp)))
+    write_atomic(p, lambda tmp: save_file({k: v.contiguous() for k, v in out.items()}, str(tmp), metadata={'key': key}))
     evict(keep=p)
     return out
 

@@ -34,6 +34,12 @@ MEASURED = {  # test accuracy of tf_efficientnet_lite0 at 224 px: head alone -> 
 # Also no closer to 0.93 (2026-11-26, a busy machine): Lite1 at 280 px, 2 top epochs 0.913 / 0.913 in 379 s; Lite1 with
 # two top stages, 4 epochs 0.912 / 0.913 in 570 s; Lite0's head on its centre crops plus 3 augmented views of every train
 # photo 0.909 (valid 0.891, was 0.902; TTA 0.898, was 0.910), for 210 s more of features.
+# Squished whole photos instead of centre crops (2026-11-26): Lite0 0.909 / 0.910 (valid .908, crops .913), Lite1
+# 0.908 / 0.909 (crops 0.916). The top stage's rate: `lr_find` on the top learner (fastbook's `lr_find()` again after
+# unfreezing; seed 42) suggests valley 1.1e-4, 6.3e-5, 3.3e-4, 1.6e-4 on flowers, sports100, clothing and grocery, near
+# the default head rate / 10 (1.0e-4, 1.2e-4, 4.8e-5, 1.4e-4). At the valley, valid accuracy .913/.896/.886/.758 against
+# the default's .913/.902/.883/.766: no better, for 100 more top-stage batches (2.6 epochs' worth on flowers), so `top_lr`
+# stays None.
 
 class TopModel(nn.Module):
     "The trainable top of a model: upper body, pooling and head, on cached lower-body activations."

@@ -29,9 +29,13 @@ def check_recipe(recipe, # A `cnn_course.train.Recipe`
     "Raise `UsageError` naming the option when the recipe would train nothing or something wrong."
     if recipe.lr is not None and not _positive(recipe.lr):
         raise UsageError(f'--lr must be a positive finite number such as 1e-3, got {recipe.lr}; or leave it out to use lr_find.')
-    for k in ('epochs', 'freeze_epochs'):
+    for k in ('epochs', 'freeze_epochs', 'top_epochs'):
         v = getattr(recipe, k)
         if not (_whole(v) and v >= 0): raise UsageError(f"--{k.replace('_', '-')} must be a whole number >= 0, got {v}.")
+    if recipe.top_lr is not None and not _positive(recipe.top_lr):
+        raise UsageError(f'top_lr must be a positive finite number such as 1e-4, got {recipe.top_lr}; or None for the head\'s rate / 10.')
+    if not (_whole(recipe.top_blocks) and recipe.top_blocks >= 1):
+        raise UsageError(f'top_blocks must be a whole number >= 1 (how many top stages train), got {recipe.top_blocks}.')
     if recipe.epochs + recipe.freeze_epochs == 0:
         raise UsageError('--epochs and --freeze-epochs are both 0: nothing would be trained. Give at least one epoch.')
     lo = get_backbone(arch).min_size

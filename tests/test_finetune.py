@@ -98,3 +98,10 @@ def test_a_warm_run_reuses_the_lr_find_curve_and_lr_find_draws_nothing(shapes, m
     off = train('shapes', data=shapes, size=32, top_epochs=0)
     assert len(curves) == 2 and off.meta['lr'] == cold.meta['lr']
     assert off.history.equals(cold.history) and off.metrics == cold.metrics
+
+def test_a_cache_file_of_another_entry_is_recomputed_not_served(shapes):
+    cold = train('shapes', data=shapes, size=32, top_epochs=1)
+    files = featcache.cache_files(); biggest = max(files, key=lambda p: p.stat().st_size).read_bytes()
+    for p in files: p.write_bytes(biggest)  # whole, readable safetensors files, each under the wrong name
+    warm = train('shapes', data=shapes, size=32, top_epochs=1)
+    assert warm.metrics == cold.metrics and list(warm.history.accuracy) == list(cold.history.accuracy)

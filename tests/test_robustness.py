@@ -36,10 +36,16 @@ def one_line(p, code:int, *says):
 @pytest.mark.parametrize('args, says', [
     (['--lr', 'nan'], '--lr'), (['--lr', 'inf'], '--lr'), (['--lr', '0'], '--lr'), (['--lr', '-0.01'], '--lr'),
     (['--epochs', '-1'], '--epochs'), (['--epochs', '0'], 'nothing would be trained'),
-    (['--size', '0'], '--size'), (['--size', '1'], '--size'), (['--bs', '0'], '--bs')])
+    (['--size', '0'], '--size'), (['--size', '1'], '--size'), (['--bs', '0'], '--bs'), (['--top-epochs', '-1'], '--top-epochs')])
 def test_bad_training_arguments_fail_before_training(shapes, tmp_path, env, args, says):
     p = cli(*train_args(shapes, tmp_path/'run'), *args, env=env)
     one_line(p, 2, says)
+    assert not (tmp_path/'run').exists()
+
+@pytest.mark.parametrize('mb', ['512MB', '-1', 'nan'])
+def test_a_feature_cache_bound_that_is_not_a_size_is_named_not_ignored(shapes, tmp_path, env, mb):
+    args = ['train', '--dataset', 'shapes', '--data', shapes, '--size', '32', '--bs', '16', '--quiet', '--out', tmp_path/'run']
+    one_line(cli(*args, env=env, extra={'CNN_COURSE_FEATURE_CACHE_MB': mb}), 2, 'CNN_COURSE_FEATURE_CACHE_MB', 'not a size in MiB')
     assert not (tmp_path/'run').exists()
 
 def test_out_that_is_a_file_or_holds_other_files_or_a_run_is_refused_before_training(shapes, tmp_path, env):

@@ -3,7 +3,8 @@ head only / head + top-block fine-tuning / TTA over the six photo datasets.
 
   python bench/time_to_accuracy.py [--root $CNN_COURSE_DATA] [--out bench/results/time_to_accuracy.json]
 Every measured run is its own process (wall time includes `import`), with its own course home: 'cold' starts with an
-empty feature cache, 'warm' repeats the same run on the cache the cold run left. Plain fastai is
+empty feature cache, 'warm' repeats the same run on the cache the cold run left; the >= 0.85 pair runs
+`--repeats` times (3), and the median seconds decide. Plain fastai is
 `vision_learner(dls, arch)` with fastai's cut and head, the same pretrained weights, data and size; its frozen epoch
 (`fine_tune`'s first phase) is timed, then its unfrozen epochs if `--fastai-epochs` > 0. Evaluation time is not counted
 against fastai. The table's accuracies are means over `--seeds` (one seed moves them by a photo or two); its seconds
@@ -70,14 +71,22 @@ def sub(a, side, home, dataset='flowers', arch=None, **kw) -> dict:
     print(dataset, side, kw, json.dumps(r)[:300], file=sys.stderr, flush=True)
     return r
 
+def median_run(runs:list) -> dict:
+    "The run of median wall time (the lower middle one of an even count), with every run's seconds beside it."
+    bad = [r for r in runs if 'error' in r]
+    if bad: return bad[0]
+    walls = [r['wall_s'] for r in runs]
+    return dict(sorted(runs, key=lambda r: r['wall_s'])[(len(runs) - 1) // 2], wall_s_runs=walls)
+
 def flowers(a, tmp) -> dict:
     fast = dict(size=a.fast_size, bs=a.fast_bs, top_epochs=0)  # the head alone: the fastest recipe that clears 0.85
-    cold = sub(a, 'ours', tmp/'fast', **fast)
-    warm = sub(a, 'ours', tmp/'fast', **fast)
+    # one run's seconds move by 10% with the hour on 2 shared cores: the median of --repeats (cold, warm) pairs decides
+    pairs = [(sub(a, 'ours', tmp/f'fast{i}', **fast), sub(a, 'ours', tmp/f'fast{i}', **fast)) for i in range(a.repeats)]
+    cold, warm = median_run([c for c, _ in pairs]), median_run([w for _, w in pairs])
     best = sub(a, 'ours', tmp/'best', arch=a.best_arch, **json.loads(a.best_kw))
     ok = lambda r, acc, s: 'error' not in r and r['test_accuracy'] >= acc and r['wall_s'] <= s
-    return dict(cold_085=dict(target='>= 0.85 in <= 40 s, empty cache', passed=ok(cold, 0.85, 40), **cold),
-                warm_085=dict(target='>= 0.85 in <= 10 s, cache left by the cold run', passed=ok(warm, 0.85, 10), **warm),
+    return dict(cold_085=dict(target='>= 0.85 in <= 40 s, empty cache (median of the repeats)', passed=ok(cold, 0.85, 40), **cold),
+                warm_085=dict(target='>= 0.85 in <= 10 s, cache left by the cold run (median of the repeats)', passed=ok(warm, 0.85, 10), **warm),
                 cold_093=dict(target='>= 0.93 in <= 300 s, empty cache', passed=ok(best, 0.93, 300)
                               or ('error' not in best and best.get('test_accuracy_tta', 0) >= 0.93 and best['wall_s'] <= 300), **best))
 
@@ -110,6 +119,7 @@ def main():
     p.add_argument('--best-arch', default='tf_efficientnet_lite0'); p.add_argument('--best-kw', default='{"tta": true, "top_epochs": 2}')
     p.add_argument('--top-epochs', type=int, default=2); p.add_argument('--datasets', nargs='*', default=list(DATASETS))
     p.add_argument('--seeds', type=int, nargs='+', default=[42, 0, 1], help='seeds of the table (its numbers are means over them)')
+    p.add_argument('--repeats', type=int, default=3, help='(cold, warm) pairs of the >= 0.85 run; their median seconds decide')
     p.add_argument('--target', type=float, default=0.85)
     p.add_argument('--fastai-epochs', type=int, default=0, help='unfrozen epochs of plain fastai (0: its frozen epoch only)')
     p.add_argument('--skip', nargs='*', default=[], choices=['flowers', 'fastai', 'table'])

@@ -113,7 +113,7 @@ def _unseen(compute):
     with kept_random_states(): return compute()
 
 def _load(p:Path, key:str) -> dict|None:
-    "The tensors of cache file `p` if it reads whole and was written under `key`; None if truncated, corrupt or another's."
+    "The tensors of cache file `p` if it reads whole and was written under `key`; None if missing, truncated, corrupt or another's."
     try:
         with safe_open(p, 'pt') as f:
             if (f.metadata() or {}).get('key') != key: return None  # another entry's file copied or renamed onto this one
@@ -126,10 +126,9 @@ def cached(key:str, # From `cache_key`
     "The tensors stored under `key`, computed and stored first when missing (or unreadable)."
     if max_bytes() <= 0: return _unseen(compute)
     p = cache_dir('features')/f'{key}.safetensors'
-    if p.exists():
-        out = _load(p, key)
-        if out is not None: os.utime(p); return out  # a read makes it recently used
-        p.unlink(missing_ok=True)
+    out = _load(p, key)
+    if out is not None: os.utime(p); return out  # a read makes it recently used
+    p.unlink(missing_ok=True)  # truncated, corrupt or another entry's (or missing): recompute
     out = _unseen(compute)  # so a cold run trains on the same random draws as a warm one
     write_atomic(p, lambda tmp: save_file({k: v.contiguous() for k, v in out.items()}, str(tmp), metadata={'key': key}))
     evict(keep=p)

@@ -15,7 +15,8 @@ def run(a) -> dict:
     from fastai.vision.all import DataLoader, DataLoaders
     from cnn_course.core import tune_malloc
     from cnn_course.models import create_model
-    from cnn_course.train import make_learner, pooled_features, quiet, recipe_for
+    from cnn_course.features import pooled_features, quiet
+    from cnn_course.train import make_learner, recipe_for
     if a.malloc: tune_malloc()
     torch.manual_seed(0)
     model = create_model(a.arch, 5, pretrained=False).to(memory_format=torch.channels_last)

@@ -5,8 +5,9 @@
 # %% ../nbs/01a_catalog.ipynb #0636ba2c
 from __future__ import annotations
 from pathlib import Path
-from .core import md_table, print_command
-from .datasets import DATASETS, FASHION5_MAP, GROCERY10, DatasetSpec, Reported, data_subparsers, get_and_report
+from .core import CourseError, md_table, print_command
+from .datasets import (DATASETS, FASHION5_MAP, GROCERY10, DatasetSpec, Reported, data_subparsers, get_and_report,
+                                 megabytes, where_is)
 
 # %% auto #0
 __all__ = ['reported_text', 'datasets_table', 'datasets_page', 'add_commands']
@@ -17,39 +18,64 @@ def reported_text(r:Reported) -> str:
     if r.kind == 'target': return f'{r.label}: test accuracy >= {100*r.accuracy:.4g}% required'
     return f'{r.label}: {100*r.accuracy:.4g}% test accuracy' + (f' ({r.note})' if r.note else '')
 
-def datasets_table(fmt:str='md', # 'md' (Markdown) or 'text' (terminal)
+def _get_with(s:DatasetSpec) -> str:
+    "How to get `s`: its `data get` command, or the account it needs."
+    return f'cnn-course data get {s.name}' if s.kind != 'manual' else 'by hand: an AI Hub account (see datasets.md)'
+
+def _here(s:DatasetSpec) -> str:
+    "Where `s` is on this machine, or what happens without it."
+    try: p = where_is(s.name)
+    except CourseError as e: return f'unknown ({e})'
+    return str(p) if p else 'made on first use' if s.kind == 'generated' else 'no'
+
+def datasets_table(fmt:str='md', # 'md' (Markdown, the same everywhere) or 'text' (terminal: what this machine has)
                   ) -> str:
     "Every dataset of the registry as a table."
-    rows = [(s.name, s.title, str(len(s.classes)) if s.classes else 'from folders', s.counts or '-',
-             s.kind, s.licence, '; '.join(map(reported_text, s.reported)) or '-') for s in DATASETS.values()]
-    head = ('name', 'what', 'classes', 'images (train / valid / test)', 'how to get', 'licence', 'reported accuracy')
     if fmt == 'md':
-        return md_table(head, rows)
-    rows = [r[:5] for r in rows]; head = head[:5]
+        how = lambda s: (f'`{_get_with(s)}` ({megabytes(s.download_size)})' if s.kind == 'download' else
+                         'generated' if s.kind == 'generated' else 'by hand (AI Hub account)')
+        rows = [(s.name, s.title, str(len(s.classes)) if s.classes else 'from folders', s.counts or '-',
+                 how(s), s.licence, '; '.join(map(reported_text, s.reported)) or '-') for s in DATASETS.values()]
+        return md_table(('name', 'what', 'classes', 'images (train / valid / test)', 'how to get', 'licence',
+                         'reported accuracy'), rows)
+    rows = [(s.name, _here(s), megabytes(s.download_size), _get_with(s), s.licence) for s in DATASETS.values()]
+    head = ('name', 'on this machine', 'download (about)', 'get it with', 'licence (as stated by the source)')
     w = [max(len(x) for x in col) for col in zip(head, *rows)]
     lines = [head, tuple('-'*n for n in w), *rows]
     return '\n'.join('  '.join(x.ljust(n) for x, n in zip(r, w)).rstrip() for r in lines)
 
 # %% ../nbs/01a_catalog.ipynb #b2109cf0
-_HOW = {'download': 'automatic (`cnn-course data get {name}`), or put it in `$CNN_COURSE_DATA/{folder}`',
+_HOW = {'download': '`cnn-course data get {name}`, or put it in `$CNN_COURSE_DATA/{folder}`',
         'generated': 'generated offline the first time it is asked for'}
+
+def _checked(s:DatasetSpec) -> str:
+    "What a download of `s` checks."
+    if s.pin: return (f"every photo kept is checked against the commit: SHA-256 `{s.pin.digest}` of the photos' "
+                      "places in the course layout and their git blob ids (GitHub publishes no checksum of its "
+                      "archives, so the archive itself and the files not kept are not checked); refused beyond "
+                      + megabytes(s.pin.max_bytes))
+    return ((f'SHA-256 `{s.sha256}`' if s.sha256 else 'no SHA-256 published')
+            + (f'; size {s.size_bytes} bytes checked' if s.size_bytes else ''))
 
 def _dataset_lines(s:DatasetSpec) -> list:
     "The Markdown lines describing one dataset."
+    how = _HOW[s.kind].format(name=s.name, folder=s.dir_name) if s.kind in _HOW else s.manual
+    if s.kind == 'download' and s.manual: how += '; or by hand ' + s.manual
     lines = [f'### `{s.name}` — {s.title}', '',
              f'- **classes** ({len(s.classes) or "from the folders"}): '
              + (', '.join(s.classes) or 'the class folders you provide'),
              f'- **images**: {s.counts or "as you provide them"}',
-             f'- **source**: {s.source}' + (f' — archive: {s.urls[0]}' if s.urls else ''),
+             f'- **source**: {s.source}' + (f' — archive: {s.urls[0]}' if s.urls else '')
+             + (f' (pinned: {s.pin.short})' if s.pin else ''),
              f'- **licence**: {s.licence}',
-             '- **checksum**: ' + (f'SHA-256 `{s.sha256}`' if s.sha256 else 'no SHA-256 published')
-                                + (f'; size {s.size_bytes} bytes checked' if s.size_bytes else ''),
-             '- **how to get it**: '
-             + (_HOW[s.kind].format(name=s.name, folder=s.dir_name) if s.kind in _HOW else s.manual),
+             *([f'- **download**: about {megabytes(s.download_size)}'] if s.download_size else []),
+             '- **checksum**: ' + _checked(s),
+             '- **how to get it**: ' + how,
              f'- **folder**: `{s.dir_name}`' + (f' (a view: {len(s.subset)} of its classes)' if s.subset else '')
              + f'; default image size {s.img_size}; augmentation `{s.aug}`',
              '- **reported accuracy**: ' + ('; '.join(map(reported_text, s.reported)) or 'none reported')]
-    return lines + ([f'- **notes**: {s.notes}'] if s.notes else []) + ['']
+    return (lines + ([f'- **notes**: {s.notes}'] if s.notes else [])
+            + ([f"- **a download differs from the course's copy**: {s.differs}"] if s.differs else []) + [''])
 
 def datasets_page() -> str:
     "The Markdown of `datasets.md`: the registry's table, each dataset's details, fashion5's mapping, grocery's views."
@@ -57,10 +83,15 @@ def datasets_page() -> str:
      'Every dataset is an entry of `cnn_course.datasets.DATASETS` (this page is generated from it).',
      'On disk each one has the layout `NAME/{train,valid,test}/CLASS/*.jpg|png`.',
      '`dataset_path(name)` looks in this order: an explicit `data=`, `$CNN_COURSE_DATA/<folder>`,',
-     'the cache `$CNN_COURSE_HOME/datasets/<folder>`, then generates (`digits`, `shapes`) or downloads',
-     '(`flowers`, `clothing`, `fashion5`) it; manual-only datasets print the steps below.',
-     '`cnn-course datasets` prints this table, `cnn-course data get NAME` fetches one,',
-     '`cnn-course data check NAME` scans it.', '',
+     'the cache `$CNN_COURSE_HOME/datasets/<folder>`, then generates (`digits`, `shapes`) or downloads it: every photo',
+     'dataset downloads without an account, `flowers` and `clothing` from their archives, `eggs`, `anime`, `sports100`',
+     'and `grocery` from a public repository pinned to a commit; only the AI Hub products need an account.',
+     '`cnn-course datasets` prints what this machine has, the size of each download, its licence and the command that',
+     'gets it; `cnn-course data get NAME` fetches one, `cnn-course data check NAME` scans it.', '',
+     "A pinned download is laid out by the rule that made the course's own copy (the folder of real photos that",
+     "`$CNN_COURSE_DATA` points at in its tests and benchmarks), so it holds the same files in the same splits; where",
+     'it does not, the dataset says how and why. That copy re-encoded every photo (JPEG quality 80, shorter side',
+     "224 px, eggs 320 px); a download keeps the source's photos unchanged, and leaves out those of 4 MiB or more.", '',
      datasets_table('md'), '', '## Details', '']
     fashion = ['## fashion5 mapping', '',
      'The clothing photos in the five classes of a classic course project. `dress` goes to `top`:',

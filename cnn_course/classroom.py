@@ -4,114 +4,85 @@
 
 # %% ../nbs/12b_classroom.ipynb #503b8d2e
 from __future__ import annotations
-import csv, hashlib, io, json, os, re, shutil, sys, tempfile, time
-from dataclasses import dataclass, field
+import os, shutil, sys, tempfile, time
+from collections import Counter
 from pathlib import Path
-import numpy as np
 from safetensors.torch import save_file
-from .core import CourseError, UsageError, write_atomic
+from .core import CourseError, InstructorError, UsageError, write_atomic
 from .backbones import BACKBONES
-from .grade import (InstructorError, Result, TestSet, _dataset_names, grade_model, grade_notebook, md_escape,
-                              pack_submission, pretrained_body, reference_arch, use_references)
+from .grade import (Result, TestSet, _dataset_names, grade_model, grade_notebook, pack_submission,
+                              pretrained_body, reference_arch, use_references)
+from .gradebook import ClassGrades, student_name
+from .owned import check_owned
 from .runs import read_meta
 from .rubric import Rubric, load_rubric, write_default_rubric
 from .sandbox import Limits, run_jobs, stage_submission
 
 # %% auto #0
-__all__ = ['GRADESCOPE_TEST_FIELDS', 'safe_name', 'csv_cell', 'check_out', 'ClassGrades', 'gradescope_results', 'merge_lms',
-           'write_exports', 'preflight', 'submission_folders', 'class_grades', 'grade_class', 'add_commands']
+__all__ = ['MAX_SHARED_SIZES', 'SHARED_PIXELS_GB', 'CHECK_SIZE', 'check_apart', 'submission_entries', 'refused_result',
+           'shared_sizes', 'preflight', 'class_grades', 'entries_review', 'grade_class', 'add_commands']
 
-# %% ../nbs/12b_classroom.ipynb #516d9526
-def safe_name(name:str) -> str:
-    "A file-name stem from a student folder's name: plain characters only, bounded, still unique."
-    s = re.sub(r'[^A-Za-z0-9._-]+', '_', name).strip('._') or 'student'
-    return s if s == name and len(s) <= 60 else f'{s[:60]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}'
-
-def csv_cell(v):
-    "A CSV value a spreadsheet will not run as a formula."
-    return "'" + v if isinstance(v, str) and v[:1] in ('=', '+', '-', '@', '\t', '\r') else v
-
-# %% ../nbs/12b_classroom.ipynb #5b08dca0
-def _is_grading(out:Path) -> bool: return any((out/f).exists() for f in ('grades.csv', 'summary.md', 'feedback'))
-
-def check_out(out:Path, overwrite:bool=False):
-    "Refuse an `out` that holds an earlier grading (unless `overwrite`) or anything else."
-    out = Path(out)
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())): return
-    if not out.is_dir() or not _is_grading(out): raise InstructorError(f'{out} exists and is not a grading folder: choose a new --out.')
-    if not overwrite: raise InstructorError(f'{out} holds an earlier grading: pass --overwrite to replace it whole, or choose a new --out.')
-
-@dataclass
-class ClassGrades:
-    "Results of a class, written as grades.csv, per-student feedback and a summary."
-    rubric:Rubric
-    results:list
-    seconds:float=0.
-    review:list=field(default_factory=list) # Lines for the instructor: identical weights or notebooks, links
-    def rows(self) -> list:
-        return [{'student': r.student, **{c.id: r.points[c.id] for c in self.rubric.criteria}, 'total': r.total,
-                 'test_accuracy': '' if r.accuracy is None else round(r.accuracy, 4)} for r in self.results]
-    def csv(self) -> str:
-        f = io.StringIO(); w = csv.DictWriter(f, fieldnames=['student', *(c.id for c in self.rubric.criteria), 'total', 'test_accuracy'], lineterminator='\n')
-        w.writeheader(); w.writerows({k: csv_cell(v) for k, v in r.items()} for r in self.rows()); return f.getvalue()
-    def summary(self) -> str:
-        tot = [r.total for r in self.results]
-        dist = '\n'.join(f'| {s:g} | {tot.count(s)} | {"█"*tot.count(s)} |' for s in sorted(set(tot), reverse=True))
-        passing = '\n'.join(f'| {c.id} | {sum(r.points[c.id] == c.points for r in self.results)} / {len(tot)} |' for c in self.rubric.criteria)
-        review = ''.join(f'\n- {md_escape(x)}' for x in self.review) or '\n- nothing to review'
-        return (f'# {self.rubric.name}: {len(tot)} submissions, graded in {self.seconds:.0f} s\n\nMean {np.mean(tot) if tot else 0:.2f} / {self.rubric.total:g}\n\n'
-                f'| score | students | |\n|--:|--:|---|\n{dist}\n\n| criterion | passed |\n|---|--:|\n{passing}\n\n## To review (not penalised){review}\n')
-    def save(self, out:Path, overwrite:bool=False, formats:tuple=()) -> Path:
-        "Write everything into a new folder that then replaces `out` whole."
-        out = Path(out); check_out(out, overwrite); out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name[:40]}.', dir=out.parent))
-        write_atomic(tmp/'grades.csv', self.csv()); write_atomic(tmp/'summary.md', self.summary())
-        for r in self.results:
-            write_atomic(tmp/'feedback'/f'{safe_name(r.student)}.md', r.markdown()); write_atomic(tmp/'feedback'/f'{safe_name(r.student)}.html', r.html())
-        if formats: write_exports(self, tmp, formats)
-        old = out.with_name(f'.{out.name[:40]}.old-{os.getpid()}')
-        if out.exists(): os.replace(out, old)
-        os.replace(tmp, out); shutil.rmtree(old, ignore_errors=True); return out
-    def _repr_markdown_(self): return self.summary()
-
-# %% ../nbs/12b_classroom.ipynb #5b84f81f
-GRADESCOPE_TEST_FIELDS = ('score', 'max_score', 'status', 'name', 'number', 'output', 'visibility')
-
-def gradescope_results(r, # A `Result`
-                       seconds:float|None=None, # Execution time to report (default: the result's)
-                      ) -> dict:
-    "Gradescope's results.json for one graded submission: a test per criterion, the accuracy on the leaderboard."
-    tests = [dict(score=r.points[c.id], max_score=c.points, status='passed' if r.points[c.id] == c.points else 'failed',
-                  name=c.description, number=c.id, output=r.reasons[c.id], visibility='visible') for c in r.rubric.criteria]
-    out = dict(score=r.total, execution_time=round(seconds if seconds is not None else r.seconds, 2), visibility='visible',
-               stdout_visibility='hidden', output='\n'.join(r.notes) or f'{r.total:g} / {r.rubric.total:g}', tests=tests)
-    if r.accuracy is not None: out['leaderboard'] = [dict(name='Hidden test accuracy (%)', value=round(100 * r.accuracy, 2), order='desc')]
+# %% ../nbs/12b_classroom.ipynb #20d4a295
+def check_apart(out:Path|None, # The grading folder (`--out`)
+                **inputs, # What the grading reads: name=path (or a list of paths)
+               ) -> Path|None:
+    "`out` as an absolute path, after checking that it neither is, nor holds, nor lies inside an input."
+    if out is None: return None
+    out = Path(os.path.abspath(out)); o = Path(os.path.realpath(out))
+    for what, ps in inputs.items():
+        for p in (ps if isinstance(ps, (list, tuple)) else [ps] if ps is not None else []):
+            q = Path(os.path.realpath(p))
+            if how := 'is' if o == q else 'lies inside' if q in o.parents else 'holds' if o in q.parents else None:
+                raise InstructorError(f'--out {out} {how} the {what.replace("_", " ")} ({p}): the grader replaces its output '
+                                      'folder, so give --out a folder apart from the submissions and the test data.')
     return out
 
-# %% ../nbs/12b_classroom.ipynb #102ce373
-def merge_lms(gradings:dict, # Assignment name -> grades.csv path (or the text of one)
-              id_column:str='Student ID', # Header of the id column (e.g. 'SIS User ID' for Canvas, 'ID number' for Moodle)
-             ) -> str:
-    "A CSV with `id_column` and one total column per assignment; students missing from one assignment get an empty cell."
-    cols, rows = list(gradings), {}
-    for name, g in gradings.items():
-        text = g if isinstance(g, str) and '\n' in g else Path(g).read_text()
-        for row in csv.DictReader(io.StringIO(text)): rows.setdefault(row['student'].lstrip("'"), {})[name] = row['total']
-    f = io.StringIO(); w = csv.writer(f, lineterminator='\n'); w.writerow([id_column, *cols])
-    for s in sorted(rows): w.writerow([csv_cell(s), *(rows[s].get(c, '') for c in cols)])
-    return f.getvalue()
+def _not_a_folder(p:Path) -> str|None:
+    "Why the submission entry `p` cannot be graded, or None for a real folder."
+    if p.is_symlink(): return 'the submission is a symbolic link, which the grader never follows: hand in the folder itself.'
+    if p.is_dir(): return None
+    if p.name.lower().endswith(('.zip', '.tar', '.tar.gz', '.tgz', '.7z', '.rar')):
+        return ('the submission is an archive, which the grader does not unpack: hand in a folder holding the notebook '
+                'and the run files at its top (`cnn-course submit` makes one).')
+    if p.is_file(): return 'the submission is a single file, not a folder: hand in a folder holding the notebook and the run files.'
+    return 'the submission is not a folder (a FIFO, socket or device).'
 
-def write_exports(g, folder:Path, formats:tuple) -> list:
-    "Write the LMS exports `formats` ('gradescope', 'canvas') of the class grades `g` into `folder`."
-    out = []
-    if bad := set(formats) - {'gradescope', 'canvas'}: raise UsageError(f"Unknown format(s) {', '.join(sorted(bad))}. Available: gradescope, canvas.")
-    if 'gradescope' in formats:
-        for r in g.results: out.append(write_atomic(Path(folder)/'gradescope'/f'{safe_name(r.student)}.json', json.dumps(gradescope_results(r), indent=1)))
-        if len(g.results) == 1: out.append(write_atomic(Path(folder)/'results.json', json.dumps(gradescope_results(g.results[0]), indent=1)))
-    if 'canvas' in formats: out.append(write_atomic(Path(folder)/'lms.csv', merge_lms({g.rubric.name: g.csv()})))
-    return out
+def submission_entries(submissions:Path|list, # Folder with one sub-folder per student, or a list of submission folders
+                      ) -> tuple:
+    "(folders to grade, {name: why} of entries that get a zero row, hidden files skipped) of `submissions`."
+    if isinstance(submissions, (list, tuple)): entries = [Path(p) for p in submissions]
+    elif Path(submissions).is_dir(): entries = sorted(Path(submissions).iterdir())
+    else: raise InstructorError(f'{submissions} is not a folder: give the folder with one sub-folder per student.')
+    folders, refused, hidden = [], {}, []
+    for p in entries:
+        if p.name.startswith('.'): hidden.append(student_name(p.name)); continue  # .DS_Store, .ipynb_checkpoints
+        if why := _not_a_folder(p): refused[student_name(p.name)] = why
+        else: folders.append(p)
+    if not folders:
+        raise InstructorError(f'{submissions} has no submission folders (one folder per student)'
+                              + (f'; it holds {", ".join(sorted(refused)[:5])}: unpack archives into folders first.' if refused else '.'))
+    return folders, refused, hidden
 
-# %% ../nbs/12b_classroom.ipynb #6b9fd383
+def refused_result(name:str, rubric:Rubric, why:str) -> Result:
+    "The row of a submission that could not be graded at all: zero for every criterion, with the reason."
+    r = Result(name, rubric)
+    for c in rubric.criteria: r.set(c, False, why)
+    return r
+
+# %% ../nbs/12b_classroom.ipynb #563624f1
+MAX_SHARED_SIZES, SHARED_PIXELS_GB = 3, 2. # Decodings of the test set shared by every student: a bound on the grader's work
+CHECK_SIZE = 64 # The size every image is decoded at when no size is shared: the readability check
+
+def shared_sizes(sizes:list, # The image size of each submission that declares one
+                 n_images:int, # Images in the test set
+                ) -> list:
+    "The sizes the test set is decoded at for everyone: those 2+ submissions use, most used first, within the bounds."
+    keep, total = [], 0
+    for s, n in sorted(Counter(sizes).items(), key=lambda kv: (-kv[1], kv[0])):
+        b = n_images * 3 * s * s
+        if n >= 2 and len(keep) < MAX_SHARED_SIZES and total + b <= SHARED_PIXELS_GB * 2**30: keep.append(s); total += b
+    return keep or [CHECK_SIZE]
+
 def _metas(staged:list) -> list:
     out = []
     for d in staged:
@@ -119,63 +90,71 @@ def _metas(staged:list) -> list:
         except (CourseError, OSError, ValueError): out.append(None)
     return out
 
-def preflight(test:TestSet, rubric:Rubric, metas:list, work:Path) -> dict:
-    "Check the test set and the pretrained weights before grading; {base arch: weights file} for the grading processes."
-    test.check(sorted({m['size'] for m in metas if m}), work)
+def preflight(test:TestSet, rubric:Rubric, metas:list, work:Path) -> tuple:
+    "Check the test set and the weights before grading: ({base arch: weights file}, {base arch: why it is missing})."
+    test.check(shared_sizes([m['size'] for m in metas if m], len(test)), work)
     test.feature_dir = work/'features'; test.feature_dir.mkdir(exist_ok=True)
     crit = [c for c in rubric.criteria if c.kind == 'pretrained']
+    named = {reference_arch(a) for c in crit for a in c.params['allowed'] if BACKBONES[a].pretrainable}
     used = {m['arch'] for m in metas if m and m['pretrained'] and BACKBONES[m['arch']].pretrainable}
     archs = {a for c in crit for a in (c.params['allowed'] or used) if BACKBONES[a].pretrainable}
-    refs, missing = {}, []
+    refs, missing = {}, {}
     for a in sorted({reference_arch(a) for a in archs}):
         try: refs[a] = write_atomic(work/'refs'/f'{a}.safetensors', lambda p: save_file({k: v.contiguous() for k, v in pretrained_body(a).items()}, str(p)))
-        except (CourseError, OSError, ValueError, RuntimeError) as e: missing.append(f'{a} ({str(e).splitlines()[0][:120]})')
-    if missing: raise InstructorError(f"No pretrained weights on this machine for: {'; '.join(missing)}. Install them (`cnn-course backbones --weights` "
-                                      'shows where they are looked for) or restrict the rubric\'s `allowed` backbones, then grade again.')
-    return refs
+        except (CourseError, OSError, ValueError, RuntimeError) as e: missing[a] = f'no pretrained weights for {a} on the grading machine ({str(e).splitlines()[0][:120]})'
+    if bad := sorted(set(missing) & named):
+        raise InstructorError(f"No pretrained weights on this machine for: {'; '.join(missing[a] for a in bad)}. Install them "
+                              "(`cnn-course backbones --weights` shows where they are looked for) or restrict the rubric's "
+                              '`allowed` backbones, then grade again.')
+    return refs, missing
 
-# %% ../nbs/12b_classroom.ipynb #8fe91d4a
-def submission_folders(submissions:Path|list, # Folder with one sub-folder per student, or a list of submission folders
-                      ) -> list:
-    "The submission folders to grade: the list as given, or every sub-folder (not a link) of one folder."
-    if isinstance(submissions, (list, tuple)): subs = [Path(p) for p in submissions]
-    else: subs = sorted(p for p in Path(submissions).iterdir() if p.is_dir() and not p.is_symlink()) if Path(submissions).is_dir() else []
-    if not subs: raise InstructorError(f'{submissions} has no submission folders (one folder per student).')
-    return subs
-
-def class_grades(rubric:Rubric, results:list, t0:float, review:dict, out:Path|None, overwrite:bool, formats:tuple) -> 'ClassGrades':
-    "The class's grades, timed from `t0`, saved whole to `out` when given."
-    g = ClassGrades(rubric, results, round(time.perf_counter() - t0, 2), review)
+# %% ../nbs/12b_classroom.ipynb #caa7c06d
+def class_grades(rubric:Rubric, results:list, t0:float, review:list, out:Path|None, overwrite:bool, formats:tuple) -> ClassGrades:
+    "The class's grades (one row per student, by name), timed from `t0`, saved whole to `out` when given."
+    g = ClassGrades(rubric, sorted(results, key=lambda r: r.student), round(time.perf_counter() - t0, 2), review)
     if out: g.save(out, overwrite, formats)
     return g
 
-# %% ../nbs/12b_classroom.ipynb #a3c9b185
+def entries_review(refused:dict, hidden:list, folders:list) -> list:
+    "Summary lines about the submissions folder itself: entries not graded, skipped, or with names that are not UTF-8."
+    odd = [student_name(p.name) for p in folders if student_name(p.name) != p.name]
+    return ([f'not graded (a zero row with the reason): {", ".join(refused)}'] if refused else []) + \
+           ([f'skipped hidden entries: {", ".join(hidden)}'] if hidden else []) + \
+           ([f'folder names that are not UTF-8, shown with \\x escapes: {", ".join(odd)}'] if odd else [])
+
+# %% ../nbs/12b_classroom.ipynb #9526b7a9
 def _timed(fn, *args) -> dict:
     t0 = time.perf_counter(); out = fn(*args); return {**out, 'seconds': time.perf_counter() - t0}
-def _model_job(run_dir, rubric, test, refused, refs): use_references(refs); return _timed(grade_model, Path(run_dir), rubric, test, refused)
+def _model_job(run_dir, rubric, test, refused, refs, missing):
+    use_references(refs, missing); return _timed(grade_model, Path(run_dir), rubric, test, refused)
 def _notebook_job(nb, rubric, classes, names, err): return _timed(grade_notebook, nb and Path(nb), rubric, classes, names, err)
 
 def _notebook_in(staged:Path, info:dict) -> tuple:
-    nbs = sorted(p.name for p in staged.glob('*.ipynb'))
-    pick = next((n for n in nbs if n == 'notebook.ipynb'), nbs[0] if nbs else None)
+    "(the notebook `stage_submission` picked, None) or (None, why there is none to grade)."
+    if nb := info.get('notebook'): return staged/nb, None
     bad = [f'{n} {why}' for n, why in info['refused'].items() if n.endswith('.ipynb')]
-    return (staged/pick if pick else None), (None if pick or not bad else '; '.join(bad) + '.')
+    why = [n for n in info.get('notes', []) if n.startswith('There is no')]  # the staging's word on the notebook
+    return None, ('; '.join(bad) + '.' if bad else ' '.join(why) or None)
 
-def _review(names:list, infos:list) -> list:
+def _review(names:list, infos:list, metas:list, missing:dict) -> list:
     out = []
-    for f, what in (('model.safetensors', 'identical model weights'), ('notebook.ipynb', 'identical notebooks')):
+    for f, what in (('model.safetensors', 'identical model weights'), (None, 'identical notebooks')):
         groups = {}
         for n, i in zip(names, infos):
-            if h := i['hashes'].get(f): groups.setdefault(h, []).append(n)
+            if h := i['hashes'].get(f or i.get('notebook')): groups.setdefault(h, []).append(n)
         out += [f'{what}: {", ".join(g)}' for g in groups.values() if len(g) > 1]
-    return out + [f'{n}: {f} is a symbolic link to {t}' for n, i in zip(names, infos) for f, t in i['links'].items()]
+    out += [f'{n}: {f} is a symbolic link to {t}' for n, i in zip(names, infos) for f, t in i['links'].items()]
+    for a, why in missing.items():
+        who = [n for n, m in zip(names, metas) if m and reference_arch(m['arch']) == a]
+        out.append(f'transfer could not be checked for {", ".join(who)}: {why}. Install the weights and grade again to check them.')
+    return out
 
 def _scrub(s:str, paths:dict) -> str:
     for p, w in paths.items(): s = s.replace(p, w)
     return s
 
-def _result(name, rubric, parts, paths) -> Result:
-    res = Result(name, rubric)
+def _result(name, rubric, parts, paths, notes=()) -> Result:
+    res = Result(name, rubric); res.notes = list(notes)
     for kind, (status, v) in parts.items():
         if status != 'ok':
             v = dict(points={}, reasons={}, notes=[])
@@ -199,29 +178,32 @@ def grade_class(submissions:Path|list, # Folder with one sub-folder per student,
                ) -> ClassGrades:
     "Grade every submission on the hidden test set, each in its own limited process, never running student code."
     rubric, t0 = rubric or load_rubric(), time.perf_counter()
-    if out: check_out(out, overwrite)
+    if out := check_apart(out, submissions=submissions, test_data=test_data): check_owned(out, overwrite)
     test = TestSet(test_data, rubric.classes)
-    subs = submission_folders(submissions)
+    subs, refused, hidden = submission_entries(submissions)
+    names = [student_name(s.name) for s in subs]
     work = Path(tempfile.mkdtemp(prefix='cnn_course_grading_'))
     try:
         staged = [work/'subs'/f'{i:04d}' for i in range(len(subs))]
         infos = [stage_submission(s, d, int(rubric.max_mb * 2**20)) for s, d in zip(subs, staged)]
-        refs, names = preflight(test, rubric, _metas(staged), work), _dataset_names(data)
+        metas = _metas(staged)
+        (refs, missing), public = preflight(test, rubric, metas, work), _dataset_names(data)
         th = max(1, (os.cpu_count() or 1) // max(1, workers))
         # CPU time bounds the work; the wall clock only catches a process that blocks, so it allows for a busy machine.
         lim = Limits(wall=3 * rubric.time_limit + 120, cpu=(rubric.time_limit + 60) * th + 30, memory_gb=rubric.memory_gb, threads=th)
         jobs = []
         for i, (d, info) in enumerate(zip(staged, infos)):
             nb, err = _notebook_in(d, info)
-            jobs += [((i, 'model'), _model_job, (str(d), rubric, test, info['refused'], refs)),
-                     ((i, 'notebook'), _notebook_job, (nb and str(nb), rubric, test.classes, names, err))]
-        tell = (lambda k, a: print(f'graded {subs[k[0]].name[:60]} ({k[1]})', file=sys.stderr)) if progress else None
+            jobs += [((i, 'model'), _model_job, (str(d), rubric, test, info['refused'], refs, missing)),
+                     ((i, 'notebook'), _notebook_job, (nb and str(nb), rubric, test.classes, public, err))]
+        tell = (lambda k, a: print(f'graded {names[k[0]][:60]} ({k[1]})', file=sys.stderr)) if progress else None
         ans = run_jobs(jobs, lim, workers, on_done=tell)
         paths = {str(work/'subs'): 'submission', str(work): 'grader', str(test.folder): 'the hidden test set', **{str(s.parent.absolute()): 'submissions' for s in subs}}
-        res = [_result(s.name, rubric, {k: ans[(i, k)] for k in ('model', 'notebook')}, {**{str(d): 'your submission'}, **paths})
-               for i, (s, d) in enumerate(zip(subs, staged))]
+        res = [_result(n, rubric, {k: ans[(i, k)] for k in ('model', 'notebook')}, {**{str(d): 'your submission'}, **paths}, info.get('notes', ()))
+               for i, (n, d, info) in enumerate(zip(names, staged, infos))]
     finally: shutil.rmtree(work, ignore_errors=True)
-    return class_grades(rubric, res, t0, _review([s.name for s in subs], infos), out, overwrite, formats)
+    res += [refused_result(n, rubric, why) for n, why in refused.items()]
+    return class_grades(rubric, res, t0, _review(names, infos, metas, missing) + entries_review(refused, hidden, subs), out, overwrite, formats)
 
 # %% ../nbs/12b_classroom.ipynb #ddaa2049
 def _cmd_submit(a) -> int:

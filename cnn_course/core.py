@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #7b725076
 from __future__ import annotations
-import ctypes, hashlib, os, shutil, stat, sys, tarfile, tempfile, urllib.error, urllib.request, zipfile
+import ctypes, glob, hashlib, os, secrets, shutil, signal, stat, sys, tarfile, tempfile, urllib.error, urllib.request, zipfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['HOME_ENV', 'DATA_ENV', 'OFFLINE_ENV', 'course_home', 'cache_dir', 'data_root', 'is_offline', 'CourseError',
-           'UsageError', 'UnknownNameError', 'HomeError', 'OfflineError', 'ChecksumError', 'NotAvailableError',
-           'ExistsError', 'not_found_message', 'md_table', 'print_command', 'file_sha256', 'verify_file', 'download',
-           'extract', 'write_atomic', 'read_small', 'tune_malloc']
+__all__ = ['HOME_ENV', 'DATA_ENV', 'OFFLINE_ENV', 'KILL_ENV', 'course_home', 'cache_dir', 'data_root', 'is_offline',
+           'CourseError', 'UsageError', 'UnknownNameError', 'HomeError', 'OfflineError', 'ChecksumError',
+           'NotAvailableError', 'ExistsError', 'InstructorError', 'not_found_message', 'md_table', 'print_command',
+           'file_sha256', 'verify_file', 'download', 'ArchiveError', 'extract', 'write_atomic', 'read_small',
+           'kill_point', 'fsync_dir', 'siblings', 'new_sibling', 'swap_folder', 'recover_folder', 'tune_malloc']
 
 # %% ../nbs/00_core.ipynb #0c059a1c
 HOME_ENV, DATA_ENV, OFFLINE_ENV = 'CNN_COURSE_HOME', 'CNN_COURSE_DATA', 'CNN_COURSE_OFFLINE'
@@ -70,6 +71,9 @@ class NotAvailableError(CourseError, FileNotFoundError):
 class ExistsError(CourseError, FileExistsError):
     "A file or folder to write is already there: nothing is overwritten; choose another or remove it."
 
+class InstructorError(CourseError):
+    "A problem of the grading set-up (test set, weights, output folder): fixed by the instructor before anyone is graded."
+
 def not_found_message(what:str, # What was asked for, e.g. "Dataset 'flowers'"
                       looked:list, # Places that were searched, in order
                       fixes:list, # What the user can do, in order of preference
@@ -125,9 +129,15 @@ def _open_url(url:str, timeout:float):
 def _manual_fix(url, dest, manual):
     return manual or f'download {url} with a browser and save it as {dest}'
 
-def _fetch(url, part, timeout):
-    "Stream `url` into the file `part`."
-    with _open_url(url, timeout) as r, open(part, 'wb') as f: shutil.copyfileobj(r, f, 1<<20)
+def _fetch(url, part, timeout, max_bytes=None):
+    "Stream `url` into the file `part`, refusing more than `max_bytes`."
+    n = 0
+    with _open_url(url, timeout) as r, open(part, 'wb') as f:
+        while block := r.read(1<<20):
+            n += len(block)
+            if max_bytes is not None and n > max_bytes:
+                raise ChecksumError(f'{url} sends more than {max_bytes:,} bytes, the most the course expects: refused.')
+            f.write(block)
 
 def download(url:str, # Where the file comes from (http(s):// or file://)
              dest:Path, # Where the file goes
@@ -135,6 +145,7 @@ def download(url:str, # Where the file comes from (http(s):// or file://)
              size:int|None=None, # Expected size in bytes
              manual:str|None=None, # How to get the file by hand, shown when the download cannot be done
              timeout:float=30, # Seconds to wait for the server
+             max_bytes:int|None=None, # Refuse a file larger than this (for archives whose exact size is unknown)
             ) -> Path:
     "Download `url` to `dest` unless a verified copy is already there; never leave a partial file at `dest`."
     dest = Path(dest)
@@ -147,7 +158,7 @@ def download(url:str, # Where the file comes from (http(s):// or file://)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + '.part')
     try:
-        _fetch(url, part, timeout)
+        _fetch(url, part, timeout, max_bytes)
         verify_file(part, sha256, size)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         part.unlink(missing_ok=True)
@@ -159,18 +170,69 @@ def download(url:str, # Where the file comes from (http(s):// or file://)
     return dest
 
 # %% ../nbs/00_core.ipynb #ea4cb509
+class ArchiveError(CourseError, ValueError):
+    "An archive that cannot be unpacked safely or at all: a path outside its folder, a link, too many bytes, damage."
+
+def _safe_member(name:str) -> str|None:
+    "`name` as a relative path inside the target, or None when it would leave it (absolute, `..`, a drive)."
+    parts = name.replace('\\', '/').split('/')
+    if name.startswith(('/', '\\')) or ':' in parts[0] or '..' in parts: return None
+    return '/'.join(p for p in parts if p not in ('', '.'))
+
+def _members(archive:Path):
+    "(name, kind, open) of each member of a zip or tar archive; kind is 'file', 'dir', 'link' or 'special file'."
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for i in z.infolist():
+                mode = i.external_attr >> 16
+                kind = ('dir' if i.is_dir() else 'link' if stat.S_ISLNK(mode)
+                        else 'file' if not stat.S_IFMT(mode) or stat.S_ISREG(mode) else 'special file')
+                yield i.filename, kind, lambda i=i: z.open(i)
+        return
+    with tarfile.open(archive) as t:
+        for m in t:
+            kind = 'dir' if m.isdir() else 'file' if m.isfile() else 'link' if m.issym() or m.islnk() else 'special file'
+            yield m.name, kind, lambda m=m: t.extractfile(m)
+
+def _copy_capped(src, dst, left:int, what:str) -> int:
+    n = 0
+    while block := src.read(1<<20):
+        n += len(block)
+        if n > left: raise ArchiveError(f'{what} unpacks to more bytes than allowed: refused, nothing unpacked.')
+        dst.write(block)
+    return n
+
 def extract(archive:Path, # A .zip, .tar, .tar.gz or .tgz file
-            dest:Path, # Folder to unpack into
+            dest:Path, # Folder to unpack into (replaced whole)
+            keep=None, # `keep(path) -> bool`: unpack only the members it accepts (None: all)
+            max_bytes:int=8<<30, # Refuse an archive that unpacks to more than this
            ) -> Path:
-    "Unpack `archive` into `dest` through a temporary folder, so an interrupted unpack leaves no half folder."
+    "Unpack `archive` into `dest`: nothing outside `dest`, no links, at most `max_bytes`; all of it or nothing."
+    import zlib  # its error is what a damaged zip raises
     archive, dest = Path(archive), Path(dest)
     tmp = dest.with_name(dest.name + '.part')
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z: z.extractall(tmp)
-    else:
-        with tarfile.open(archive) as t: t.extractall(tmp, filter='data')
+    try:
+        total = 0
+        for name, kind, open_member in _members(archive):
+            rel = _safe_member(name)
+            if rel is None or kind not in ('file', 'dir'):
+                why = 'a path outside the folder it unpacks to' if rel is None else f'a {kind}'
+                raise ArchiveError(f'{archive.name} holds {name!r}, {why}: refused, nothing unpacked.')
+            if kind == 'dir' or not rel or (keep is not None and not keep(rel)): continue
+            out = tmp/rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try: f = open(out, 'xb')
+            except FileExistsError: raise ArchiveError(f'{archive.name} holds {name!r} twice: refused.') from None
+            with f, open_member() as src: total += _copy_capped(src, f, max_bytes - total, archive.name)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ArchiveError(f'{archive} is damaged or not an archive ({e}): delete it and download it again.') from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return dest
 
@@ -207,6 +269,56 @@ def read_small(path:Path, # A file expected to be small (JSON, a notebook)
         if st.st_size > max_bytes:
             raise CourseError(f'{what} {path} has {st.st_size:,} bytes, more than the {max_bytes:,} allowed.')
         return f.read(max_bytes + 1)[:max_bytes]
+
+# %% ../nbs/00_core.ipynb #f9c88db2
+KILL_ENV = 'CNN_COURSE_KILL_AT'  # for the kill tests only: SIGKILL this process at the named point of a swap
+
+def kill_point(name:str):
+    "SIGKILL this process when `$CNN_COURSE_KILL_AT` names this point (the crash tests' hook)."
+    if os.environ.get(KILL_ENV) == name: os.kill(os.getpid(), signal.SIGKILL)
+
+def fsync_dir(d:Path):
+    "Make the renames inside folder `d` durable."
+    fd = os.open(d, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def siblings(out:Path, kind:str) -> list:
+    "What a swap leaves beside `out` while it works: '.NAME.new-*' (being written) or '.NAME.old-*' (being replaced)."
+    return sorted(Path(p) for p in glob.glob(str(out.parent/f'.{glob.escape(out.name)}.{kind}-*')))
+
+def new_sibling(out:Path) -> Path:
+    "A new empty folder beside `out` to write its replacement into."
+    p = out.with_name(f'.{out.name}.new-{secrets.token_hex(4)}'); p.mkdir(parents=True); return p
+
+def swap_folder(new:Path, # The complete replacement, written beside `out` (`new_sibling`)
+                out:Path, # The folder to replace, or to create
+                discard=shutil.rmtree, # Removes the replaced folder once `new` is in place
+               ) -> Path:
+    "Put `new` at `out` by renames: at every instant `out`, or a sibling that `recover_folder` restores, is whole."
+    if out.is_dir() and any(out.iterdir()):
+        old = out.with_name(f'.{out.name}.old-{secrets.token_hex(4)}')
+        os.rename(out, old); kill_point('moved-old')
+        os.rename(new, out); fsync_dir(out.parent); kill_point('swapped')
+        discard(old)
+    else:
+        if out.is_dir(): out.rmdir()
+        os.rename(new, out); fsync_dir(out.parent)
+    return out
+
+def recover_folder(out:Path, # A folder that `swap_folder` replaces
+                   complete, # Is a '.NAME.new-*' sibling whole? (e.g. the file written last is there)
+                   discard=None, # Removes what an interrupted swap left beside `out` (None: leave it)
+                  ) -> Path:
+    "Finish a swap killed between its renames: `out` becomes exactly the new folder, or exactly the old one."
+    out = Path(out)
+    if not out.exists():
+        done = [p for p in siblings(out, 'new') if complete(p)]
+        pick = (done or siblings(out, 'old') or [None])[-1]
+        if pick is not None: os.rename(pick, out)
+    if discard:
+        for p in siblings(out, 'new') + siblings(out, 'old'): discard(p)
+    return out
 
 # %% ../nbs/00_core.ipynb #dc60bc1f
 _MALLOC_TUNED = False

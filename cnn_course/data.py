@@ -16,13 +16,14 @@ from fastai.callback.data import WeightedDL  # noqa: F401 (imported for its side
 from .datasets import dataset_path, get_dataset
 from .layout import SPLITS, class_dirs, has_splits, image_files, split_files
 from .checks import check_dataset
-from .core import CourseError, UnknownNameError
+from .core import CourseError, UnknownNameError, UsageError
 from .images import open_image
 
 # %% auto #0
-__all__ = ['AUGS', 'DEFAULT_WORKERS', 'RGBImage', 'item_tfms', 'batch_tfms', 'DataError', 'MapLabel', 'label_func', 'split_items',
-           'check_classes', 'split_digest', 'split_record', 'verify_split', 'get_block', 'get_dls', 'get_test_dl',
-           'folder_dl', 'class_counts', 'imbalance_table', 'imbalance_ratio', 'plot_class_counts']
+__all__ = ['AUGS', 'DEFAULT_WORKERS', 'RGBImage', 'item_tfms', 'batch_tfms', 'DataError', 'MapLabel', 'label_func',
+           'check_max_per_class', 'split_items', 'check_classes', 'split_digest', 'split_record', 'verify_split',
+           'get_block', 'get_dls', 'get_test_dl', 'folder_dl', 'class_counts', 'imbalance_table', 'imbalance_ratio',
+           'plot_class_counts']
 
 # %% ../nbs/03_data.ipynb #0824f985
 class RGBImage(PILImage):
@@ -83,12 +84,19 @@ def label_func(name:str):
     spec = get_dataset(name)
     return MapLabel(spec.mapping) if spec.label_map else parent_label
 
+def check_max_per_class(n) -> int|None:
+    "`n` when it is a subset size (a whole number >= 1) or None (every image); `UsageError` naming the fix otherwise."
+    if n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1): return n  # 0 is not 'no limit'
+    raise UsageError(f'--max-per-class must be a whole number >= 1 (images per class and split), got {n!r}; '
+                     'leave it out to use every image.')
+
 def split_items(name:str, # A key of `DATASETS`
                 data:Path|None=None, # Folder instead of the dataset's usual place
                 seed:int=42, # Seed of the split (folders without one) and of `max_per_class`
                 max_per_class:int|None=None, # Keep at most this many files per class and split
                ) -> dict:
     "`{split: [image files]}` of the usable images of dataset `name` (undecodable files left out)."
+    check_max_per_class(max_per_class)  # before the dataset is scanned
     spec, root = get_dataset(name), dataset_path(name, data)
     bad = check_dataset(spec.name, root).bad_files
     by_class = {}
@@ -99,7 +107,7 @@ def split_items(name:str, # A key of `DATASETS`
         for c in class_dirs(root):
             parts = split_files([f for f in image_files(c) if f not in bad], spec.valid_pct, spec.test_pct, seed, c.name)
             for s, fs in parts.items(): by_class[s, c.name] = fs
-    if max_per_class:
+    if max_per_class is not None:
         by_class = {k: sorted(random.Random(f'{seed}-{k}').sample(fs, min(len(fs), max_per_class))) for k, fs in by_class.items()}
     return {s: [f for (s2, _), fs in by_class.items() if s2 == s for f in fs] for s in SPLITS}
 
@@ -188,9 +196,9 @@ def get_dls(name:str, # A key of `DATASETS`
     source = items['train'] + items['valid']
     kw = dict(bs=bs, num_workers=DEFAULT_WORKERS if workers is None else workers, device=device)
     dls = block.weighted_dataloaders(source, _weights(name, source, set(items['valid'])), **kw) if balanced else block.dataloaders(source, **kw)
+    whole = items if max_per_class is None else split_items(name, data, seed)  # a report evaluates the whole test split
     dls.cnn_course = dict(name=name, data=data, seed=seed, size=size or get_dataset(name).img_size, stats=stats,
-                          split=split_record(split_items(name, data, seed) if max_per_class else items, dataset_path(name, data),
-                                             seed, max_per_class))  # the whole splits: a report evaluates the whole test split
+                          split=split_record(whole, dataset_path(name, data), seed, max_per_class))
     return dls
 
 def _weights(name, source, valid):

@@ -4,18 +4,21 @@
 
 # %% ../nbs/01_datasets.ipynb #ec3a94e7
 from __future__ import annotations
-import difflib, hashlib, os, shutil
+import contextlib, difflib, hashlib, json, os, shutil
 from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
-from .core import (DATA_ENV, NotAvailableError, OfflineError, ChecksumError, cache_dir, data_root,
-                             download, extract, not_found_message, UnknownNameError)
+from .core import (DATA_ENV, ArchiveError, NotAvailableError, OfflineError, ChecksumError, cache_dir, data_root,
+                             download, extract, kill_point, new_sibling, not_found_message, recover_folder, siblings,
+                             swap_folder, UnknownNameError, write_atomic)
 from .layout import SPLITS, class_dirs, has_splits, image_files, split_counts, split_files
 from .shapes import make_digits, make_shapes
+from .sources import Pin, lay_out
 
 # %% auto #0
-__all__ = ['FASHION5_MAP', 'GROCERY', 'GROCERY10', 'DATASETS', 'SPLIT_ALIASES', 'DatasetSpec', 'Reported', 'get_dataset',
-           'relayout', 'class_view', 'dataset_path', 'data_subparsers', 'get_and_report']
+__all__ = ['FASHION5_MAP', 'GROCERY', 'GROCERY10', 'EGGS', 'ANIME', 'SPORTS100', 'GROCERY_PIN', 'DATASETS', 'SPLIT_ALIASES',
+           'MARKER', 'DatasetSpec', 'Reported', 'get_dataset', 'relayout', 'megabytes', 'get_line', 'class_view',
+           'dataset_path', 'where_is', 'data_subparsers', 'get_and_report', 'PhotosMissing', 'need_photos']
 
 # %% ../nbs/01_datasets.ipynb #5d48f407
 @dataclass(frozen=True)
@@ -30,8 +33,10 @@ class DatasetSpec:
     splits:tuple=SPLITS # Split folders of the course layout
     counts:str='' # Images per split, as the source (or the course's copy) has them
     urls:tuple=() # Archive URL(s) the course can download itself
+    pin:Pin|None=None # The public repository at one commit that `urls[0]` is, and the rule that lays it out
     sha256:str|None=None # SHA-256 of the archive, where the source publishes one
-    size_bytes:int|None=None # Size of the archive in bytes, where known
+    size_bytes:int|None=None # Size of the archive in bytes, where known (checked)
+    download_bytes:int|None=None # Approximate size of the download, where it is not checked exactly
     manual:str='' # How to get it by hand (Kaggle / AI Hub account steps)
     kind:str='download' # 'download', 'manual' or 'generated'
     reported:tuple=() # `Reported` accuracies of the original course projects (data: `cnn_course.catalog` renders them)
@@ -41,12 +46,17 @@ class DatasetSpec:
     valid_pct:float=0.125 # Share of images that go to valid when the source has no split
     test_pct:float=0.2 # Share of images that go to test when the source has no split
     notes:str='' # Anything a learner should know
+    differs:str='' # How `cnn-course data get` differs from the course's copy (`$CNN_COURSE_DATA`), and why
     subset:tuple=() # Folder classes kept: a view of `folder` (`classes` are then these)
 
     @property
     def dir_name(self) -> str: return self.folder or self.name
     @property
     def mapping(self) -> dict: return dict(self.label_map)
+    @property
+    def download_size(self) -> int|None:
+        "Bytes a download of this dataset takes, exact or approximate; None when it cannot be downloaded."
+        return self.size_bytes or (self.pin.size if self.pin else self.download_bytes)
 
 # %% ../nbs/01_datasets.ipynb #ce4c067e
 FASHION5_MAP = (('dress', 'top'), ('hat', 'hat'), ('longsleeve', 'top'), ('outwear', 'outer'), ('pants', 'bottom'),
@@ -71,11 +81,21 @@ class Reported(NamedTuple):
 _P10 = (Reported('ResNet34', .7792), Reported('DenseNet161', .909), Reported('GoogLeNet', .9025))
 _P30 = (Reported('ResNet34', .5238), Reported('DenseNet161', .5031), Reported('GoogLeNet', .677), Reported('NTS-Net', .93))
 def _on_aihub(rs): return tuple(r._replace(note='products project, on AI Hub photos') for r in rs)
-_GROCERY = ('git clone https://github.com/marcusklasson/GroceryStoreDataset (commit fc80ba9), then copy each fine-grained '
-            'class folder of dataset/{train,val,test} (e.g. dataset/train/Fruit/Apple/Royal-Gala) to '
-            '{train,valid,test}/CLASS/ for the 30 classes listed here')
-
 _CLOTHING = 'https://github.com/alexeygrigorev/clothing-dataset-small/archive/11961516512414bf9f6c150a832cfd21b54a6b54.zip'
+# The public repositories of the seed projects' photos, pinned; digests by `tools/pin_source.py` (sizes: the commits' files)
+EGGS = Pin('Toni2Morales/ClasificadorImagenes', 'e3129a0eda1768cfa373d135b28e2d4f01d52700', (('src/data/train', ''),),
+           '5d7c7cefa9ff56fe7b75159bbae287b85ae11cfc45c8a3b174fd4c7c41d1d1f3', 39_331_546, 60_000_000,
+           rename=(('crack', 'broken'), ('good', 'intact')))
+ANIME = Pin('Techdudetony/anime-cartoon-human-face-detector', '9819e162ec38978a5ea8c5391be68a75d1d5851b', (('dataset', ''),),
+            '620856a827f83f5549309ec012cd7050f95300cea3b522f3af5974f0d625d8d1', 160_000_000, 400_000_000,
+            order='shuffle', dedupe=True, drop=('dataset/human/1 (4663).jpg',))
+SPORTS100 = Pin('karibays/Sports-Image-Classification', '5422a9debc573741df29c38b34e24904799c8c80',
+                (('data/train', 'train'), ('data/valid', 'valid'), ('data/test', 'test')),
+                '6905febae6ec0afb1e5f7629d332081305c2e48518624a288ac971a2456e0379', 380_000_000, 520_000_000,
+                first=(('train', 40),))
+GROCERY_PIN = Pin('marcusklasson/GroceryStoreDataset', 'fc80ba90f803d79d0383df52c5a4ac5de99ff6fc',
+                  (('dataset/train', 'train'), ('dataset/val', 'valid'), ('dataset/test', 'test')),
+                  '90e6b16c573a1398d56dba62979d4111b3ac3d577ad725927bab39627d43e217', 123_039_811, 180_000_000)
 
 DATASETS = {s.name: s for s in [
     DatasetSpec('flowers', 'TensorFlow flower photos (tf_flowers)', ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'),
@@ -84,45 +104,62 @@ DATASETS = {s.name: s for s in [
         urls=('http://download.tensorflow.org/example_images/flower_photos.tgz',), size_bytes=228813984,
         reported=(Reported('VGG16', .875), Reported('ResNet18', .875), Reported('ResNet34', .75), Reported('ResNet50', .875),
                   Reported('original rubric project', .85, 'target')),
-        notes='The archive has no split: the course splits it per class with a seeded shuffle (20% test, 12.5% valid).'),
+        notes='The archive has no split: the course splits it per class with a seeded shuffle (20% test, 12.5% valid).',
+        differs="The course's copy ($CNN_COURSE_DATA/flowers) holds the same 3670 photos in another split: it was made from "
+                "Oldpel/flower_photos @ 140ff6f3 (its val folder is the test split; its train folder went 85/15 to train and "
+                "valid, photo by photo, with random.Random(0)). A download is split by the seeded shuffle above."),
     DatasetSpec('clothing', 'Clothing dataset (small)', tuple(k for k, _ in FASHION5_MAP),
         'https://github.com/alexeygrigorev/clothing-dataset-small', 'free to use for any purpose (as stated by the author)',
-        counts='3068 / 341 / 372', urls=(_CLOTHING,),
+        counts='3068 / 341 / 372', urls=(_CLOTHING,), download_bytes=106_028_783,
         notes="The source's `validation` folder becomes `valid`. The original course project balanced the classes by "
               'oversampling by hand (here: `get_dls(..., balanced=True)`); its numbers are under fashion5.'),
     DatasetSpec('fashion5', 'Clothing photos in 5 coarse classes', ('bottom', 'hat', 'outer', 'shoes', 'top'),
         'https://github.com/alexeygrigorev/clothing-dataset-small', 'as clothing', folder='clothing',
-        counts='as clothing (3068 / 341 / 372), labels mapped', urls=(_CLOTHING,),
+        counts='as clothing (3068 / 341 / 372), labels mapped', urls=(_CLOTHING,), download_bytes=106_028_783,
         label_map=FASHION5_MAP, reported=(Reported('AlexNet', .91), Reported('VGG', .96), Reported('ResNet', .93)),
         notes='dress->top; outwear->outer; longsleeve, shirt, t-shirt->top; pants, shorts, skirt->bottom; shoes; hat. '
               "The project's weakest class was outer (72-85% per-class accuracy across its models); it fixed the imbalance by oversampling."),
     DatasetSpec('sports100', '100 Sports Image Classification (Kaggle)', (),
-        'https://www.kaggle.com/datasets/gpiosenka/sports-classification', 'CC0 (as stated on the Kaggle page; the GitHub mirror states none)',
-        counts='13492 / 500 / 500 (course copy: 4000 / 500 / 500)', kind='manual',
+        'https://www.kaggle.com/datasets/gpiosenka/sports-classification (course copy: github.com/karibays/Sports-Image-Classification)',
+        "MIT (the repository's LICENSE); CC0 on the Kaggle page", urls=(SPORTS100.url,), pin=SPORTS100,
+        counts='13492 / 500 / 500 in the source; the course keeps the first 40 training photos of each sport: 4000 / 500 / 500',
         manual=_KAGGLE.format(slug='gpiosenka/sports-classification') + '; keep its train/valid/test folders',
-        reported=(Reported('EfficientNetB0', .97), Reported('ResNet50', .89, note='88.74%')), aug='sports'),
+        reported=(Reported('EfficientNetB0', .97), Reported('ResNet50', .89, note='88.74%')), aug='sports',
+        notes="The source's valid and test splits are kept whole; its train split is cut to the first 40 photos of each "
+              'sport by file name, to keep lessons within minutes on a CPU.'),
     DatasetSpec('eggs', 'Broken vs intact eggs: one egg on a grey table, photographed in bursts', ('broken', 'intact'),
-        'https://www.kaggle.com/datasets/frankpereny/broken-eggs (course copy via github.com/Toni2Morales/ClasificadorImagenes @ e3129a0e)',
-        'not stated by the source: use it for the course only', counts='369 photos; course split 258 / 55 / 56', kind='manual',
+        'https://www.kaggle.com/datasets/frankpereny/broken-eggs (course copy via github.com/Toni2Morales/ClasificadorImagenes)',
+        'not stated by the source: use it for the course only', counts='369 photos; course split 258 / 55 / 56',
+        urls=(EGGS.url,), pin=EGGS,
         manual=_KAGGLE.format(slug='frankpereny/broken-eggs') + '; put the cracked eggs in broken/ and the good ones in intact/ '
                '(a train/valid/test split is made for you when there is none)',
         reported=(Reported('ResNet, body frozen', .96, note='0.96-0.98 across runs'),), aug='eggs',
-        notes='Split per class by capture time (70/15/15), so the bursts of one egg stay in one split; shorter side 320 px (thin cracks).'),
+        notes='The folders crack/ and good/ become broken/ and intact/ (empty/, photos of the bare table, is left out). '
+              'Split per class by capture time (the file names are time stamps: first 70% train, next 15% valid, the rest '
+              'test), so the bursts of one egg stay in one split; thin cracks want large photos.'),
     DatasetSpec('anime', 'Anime vs cartoon vs human faces', ('anime', 'cartoon', 'human'),
-        'github.com/Techdudetony/anime-cartoon-human-face-detector @ 9819e162 (Kaggle: splcher/animefacedataset, '
+        'github.com/Techdudetony/anime-cartoon-human-face-detector (Kaggle: splcher/animefacedataset, '
         'alhumayri/cartoon-classifier, ashwingupta3012/real-human-faces)', 'repository MIT; images as stated by their Kaggle sources',
-        counts='1735 faces; course split 1213 / 261 / 261', kind='manual',
+        counts='1778 faces in the source, 1735 kept; course split 1213 / 261 / 261', urls=(ANIME.url,), pin=ANIME,
         manual=_KAGGLE.format(slug='splcher/animefacedataset') + ' (and the other two sets); put the faces in anime/, cartoon/ and human/',
         reported=(Reported('EfficientNet, body frozen', .98, note='0.98-1.00'), Reported('EfficientNet, fine-tuned', .99)),
-        notes='Split per class 70/15/15 with a seeded shuffle after dropping 39 duplicate images.'),
+        notes='Split per class 70/15/15: the photos sorted by file name, shuffled with random.Random(0). Left out before: '
+              '39 duplicate human faces (38 byte-identical copies, the later by name; and 1 (4663).jpg, a re-saved copy of '
+              '1 (3733).jpg whose pixels differ by at most 3 of 255) and the 4 faces of 4 MiB or more, which the snapshot the '
+              "course's copy was made from lacked. The repository's first commit (ddd88b74) holds 900 of these files, the same bytes.",
+        differs="13 human faces are PNG or .jpeg files in the source (e.g. human/1 (112).png): a download keeps their bytes "
+                "and extension (1_112.png), the course's copy re-encoded every photo as .jpg. Same files, same splits otherwise."),
     DatasetSpec('grocery', 'Grocery Store Dataset: fruit, vegetables and packaged products photographed in stores', GROCERY,
         'https://github.com/marcusklasson/GroceryStoreDataset', 'MIT (Klasson et al., WACV 2019)',
-        counts='1316 / 128 / 1290 (its 30 fine-grained classes with most images)', kind='manual', manual=_GROCERY, reported=_on_aihub(_P30),
+        counts='1316 / 128 / 1290 (its 30 fine-grained classes with most images)', urls=(GROCERY_PIN.url,), pin=GROCERY_PIN,
+        reported=_on_aihub(_P30),
         notes='The public stand-in for the 30 product classes (`products30`): several varieties of apples, pears, melons, '
-              'milk and yoghurt are told apart by small details. The source split is kept (val -> valid); 5 classes have no valid photos.'),
+              'milk and yoghurt are told apart by small details. A class is the folder that holds the photo '
+              '(dataset/train/Fruit/Apple/Royal-Gala/ is Royal-Gala); the source split is kept (val -> valid); 5 classes '
+              'have no valid photos.'),
     DatasetSpec('grocery10', 'Grocery Store Dataset, its 10 largest classes', GROCERY10,
         'https://github.com/marcusklasson/GroceryStoreDataset', 'MIT (Klasson et al., WACV 2019)', folder='grocery',
-        counts='547 / 42 / 538', kind='manual', manual=_GROCERY, subset=GROCERY10, reported=_on_aihub(_P10),
+        counts='547 / 42 / 538', urls=(GROCERY_PIN.url,), pin=GROCERY_PIN, subset=GROCERY10, reported=_on_aihub(_P10),
         notes='The public stand-in for the 10 product classes (`products10`): a view of `grocery` (links, no copies).'),
     *[DatasetSpec(f'products{n}', f'AI Hub product images, {n} classes (not public)', (), 'https://aihub.or.kr', 'AI Hub terms of use',
         counts='114 / 15 / ~16 per class', kind='manual', manual=_AIHUB.format(n=n), reported=r,
@@ -164,51 +201,97 @@ def relayout(src:Path, # Unpacked source: split folders of class folders, or cla
             ) -> Path:
     "Copy `src` into `dest/{train,valid,test}/CLASS/`, splitting with `split_files` when `src` has no split."
     src, dest = _source_root(Path(src)), Path(dest)
-    tmp = dest.with_name(dest.name + '.part')
-    shutil.rmtree(tmp, ignore_errors=True)
-    splits = {SPLIT_ALIASES[d.name.lower()]: d for d in class_dirs(src) if d.name.lower() in SPLIT_ALIASES}
-    for c in (class_dirs(src) if not splits else []):
-        for s, fs in split_files(image_files(c), valid_pct, test_pct, seed, c.name).items():
-            for f in fs: _copy(f, tmp/s/c.name/f.name)
-    for s, d in splits.items():
-        for c in class_dirs(d):
-            for f in image_files(c): _copy(f, tmp/s/c.name/f.name)
-    if not has_splits(tmp): raise NotAvailableError(f'{src} holds no class folders of images; cannot lay it out.')
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    return dest
+    tmp = new_sibling(dest)
+    try:
+        splits = {SPLIT_ALIASES[d.name.lower()]: d for d in class_dirs(src) if d.name.lower() in SPLIT_ALIASES}
+        for c in (class_dirs(src) if not splits else []):
+            for s, fs in split_files(image_files(c), valid_pct, test_pct, seed, c.name).items():
+                for f in fs: _copy(f, tmp/s/c.name/f.name)
+        for s, d in splits.items():
+            for c in class_dirs(d):
+                for f in image_files(c): _copy(f, tmp/s/c.name/f.name)
+        if not has_splits(tmp): raise NotAvailableError(f'{src} holds no class folders of images; cannot lay it out.')
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return swap_folder(tmp, dest)
 
 def _copy(f, to):
     to.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(f, to)
 
 # %% ../nbs/01_datasets.ipynb #d1d6e030
+MARKER = '.source.json'  # written last into a downloaded dataset folder: its source, commit and digest
+
 def _looked(spec, data):
     root = data_root()
     return ([str(data)] if data else []) + [
         f'${DATA_ENV}/{spec.dir_name}' + (f' = {root/spec.dir_name}' if root else f' (${DATA_ENV} is not set)'),
         str(cache_dir('datasets')/spec.dir_name)]
 
+def megabytes(n:int|None) -> str:
+    "A size for people: '39 MB'."
+    return '-' if n is None else f'{n/1e6:,.0f} MB' if n >= 1e6 else f'{n/1e6:.1f} MB'
+
+def get_line(spec:DatasetSpec) -> str:
+    "The command that downloads `spec`, and what it downloads: 'cnn-course data get eggs (39 MB from ..., no account)'."
+    src = DATASETS.get(spec.dir_name, spec)
+    where = f'github.com/{src.pin.short}' if src.pin else src.urls[0] if src.urls else ''
+    return f'cnn-course data get {spec.name}' + (f' (about {megabytes(src.download_size)} from {where}, no account)' if where else '')
+
 def _dataset_fixes(spec):
-    root = data_root()
-    fixes = [f'set ${DATA_ENV} to a folder holding {spec.dir_name}/{{train,valid,test}}/CLASS/*.jpg'
-             + (f' (now {root})' if root else ''),
-             f'put the images at {cache_dir("datasets")/spec.dir_name}/{{train,valid,test}}/CLASS/',
-             'pass data=... (or --data) pointing at the dataset folder']
-    if spec.manual: fixes.append('get it by hand ' + spec.manual)
-    if spec.urls: fixes.append(f'go online and run `cnn-course data get {spec.name}` (downloads {spec.urls[0]})')
-    return fixes
+    root, src = data_root(), DATASETS.get(spec.dir_name, spec)
+    fixes = [f'go online and run `{get_line(spec)}`'] if src.urls else []
+    fixes += [f'set ${DATA_ENV} to a folder holding {spec.dir_name}/{{train,valid,test}}/CLASS/*.jpg'
+              + (f' (now {root})' if root else ''),
+              f'put the images at {cache_dir("datasets")/spec.dir_name}/{{train,valid,test}}/CLASS/',
+              'pass data=... (or --data) pointing at the dataset folder']
+    return fixes + (['get it by hand ' + spec.manual] if spec.manual else [])
 
 def _download(spec, dest):
     "Download, verify, unpack and lay out the archive of `spec` into `dest`."
+    if spec.pin: return _get_pinned(spec, dest)
     url = spec.urls[0]
     archive = download(url, cache_dir('downloads')/f'{spec.dir_name}{_suffix(url)}', spec.sha256, spec.size_bytes,
-                       manual='; '.join(_dataset_fixes(spec)[:2]))
+                       manual='; '.join(_dataset_fixes(spec)[1:3]))
     raw = extract(archive, dest.with_name(dest.name + '.raw'))
     try: return relayout(raw, dest, spec.valid_pct, spec.test_pct)
     finally: shutil.rmtree(raw, ignore_errors=True)
 
 def _suffix(url): return '.tar.gz' if url.endswith('.tar.gz') else Path(url).suffix
+
+@contextlib.contextmanager
+def _locked(dest:Path):
+    "Hold an exclusive lock on `dest`'s lock file: one process at a time gets (or repairs) a dataset."
+    try: import fcntl
+    except ImportError: fcntl = None  # Windows: no lock, the swap alone keeps the folder whole
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.with_name(f'.{dest.name}.lock'), 'a') as f:
+        if fcntl: fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+def _whole(p:Path) -> bool: return (Path(p)/MARKER).is_file()
+
+def _get_pinned(spec, dest):
+    "Download `spec.pin`'s archive, lay its photos out checked, and put them at `dest` whole."
+    pin = spec.pin
+    with _locked(dest):
+        recover_folder(dest, _whole, discard=shutil.rmtree)
+        if dest.is_dir() and any(dest.iterdir()): return dest  # another process got it meanwhile
+        archive = download(pin.url, cache_dir('downloads')/f'{spec.dir_name}-{pin.commit[:12]}.zip', max_bytes=pin.max_bytes,
+                           manual='; '.join(_dataset_fixes(spec)[1:3]))
+        new = new_sibling(dest)
+        try:
+            picked = lay_out(pin, archive, new, spec.classes, spec.name)
+            write_atomic(new/MARKER, json.dumps(dict(repo=pin.repo, commit=pin.commit, digest=pin.digest, photos=len(picked))))
+            kill_point('laid-out')
+            swap_folder(new, dest)
+        except (ChecksumError, ArchiveError):
+            archive.unlink(missing_ok=True)  # damaged, or not that commit: the next try downloads it again
+            raise
+        finally: shutil.rmtree(new, ignore_errors=True)  # gone already once swapped in
+        archive.unlink(missing_ok=True)  # every photo is laid out and checked: the archive is not needed any more
+    return dest
 
 def class_view(spec:DatasetSpec, # A dataset with a `subset` of classes
                root:Path, # The folder holding them (and others)
@@ -235,19 +318,25 @@ def dataset_path(name:str, # A key of `DATASETS`
     if spec.subset: return class_view(spec, data if data is not None and Path(data).is_dir() else _found(spec, data, download))
     return _found(spec, data, download)
 
+def where_is(name:str) -> Path|None:
+    "The folder of dataset `name` on this machine (`$CNN_COURSE_DATA` or the cache), or None; nothing is made or fetched."
+    spec = get_dataset(name)
+    places = ([data_root()/spec.dir_name] if data_root() else []) + [cache_dir('datasets')/spec.dir_name]
+    return next((p for p in places if p.is_dir() and any(p.iterdir())), None)
+
 def _found(spec, data, download):
     if data is not None:
         if Path(data).is_dir(): return Path(data)
         raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, data), _dataset_fixes(spec)))
-    for p in ([data_root()/spec.dir_name] if data_root() else []) + [cache_dir('datasets')/spec.dir_name]:
-        if p.is_dir() and any(p.iterdir()): return p
-    dest = cache_dir('datasets')/spec.dir_name
+    src, dest = DATASETS.get(spec.dir_name, spec), cache_dir('datasets')/spec.dir_name  # fashion5 gets the clothing photos
+    if src.pin and not dest.exists() and (siblings(dest, 'new') or siblings(dest, 'old')):
+        with _locked(dest): recover_folder(dest, _whole, discard=shutil.rmtree)  # a get killed while it swapped folders
+    if (found := where_is(spec.name)) is not None: return found
     make = {'digits': make_digits, 'shapes': make_shapes}.get(spec.name)
     if download and make: return make(dest, valid_pct=spec.valid_pct, test_pct=spec.test_pct)
-    src = DATASETS.get(spec.dir_name, spec)  # fashion5 downloads the clothing photos
     if download and src.urls:
         try: return _download(src, dest)
-        except (OfflineError, ChecksumError) as e:
+        except (OfflineError, ChecksumError, ArchiveError) as e:
             raise NotAvailableError(f'{e}\n\n' + not_found_message(f"Dataset '{spec.name}'", _looked(spec, data), _dataset_fixes(spec))) from e
     raise NotAvailableError(not_found_message(f"Dataset '{spec.name}'", _looked(spec, data), _dataset_fixes(spec)))
 
@@ -265,4 +354,28 @@ def get_and_report(name:str, data:Path|None=None) -> str:
     p = dataset_path(name, data)
     counts = split_counts(p)
     lines = [f"{name}: {p}"] + [f'  {s}: {sum(c.values())} images in {len(c)} classes' for s, c in counts.items()]
+    src = (Path(data) if data is not None else where_is(name) or Path(p))/MARKER  # a view's photos: the folder it links to
+    if src.is_file():
+        m = json.loads(src.read_text())
+        lines.append(f"  downloaded from {m['repo']} @ {m['commit'][:8]}: {m['photos']} photos, each checked against the commit")
     return '\n'.join(lines)
+
+class PhotosMissing(NotAvailableError):
+    "A lesson's photos are not on this machine: the message gives the `cnn-course data get` command."
+
+def need_photos(*names:str, # The datasets the lesson trains on
+                stand_in:bool=False, # May a missing one be replaced by generated shapes (a small run, tests)?
+               ) -> list:
+    "Stop with the `data get` command of each of `names` not on this machine, unless `stand_in`; returns the missing."
+    missing = [get_dataset(n) for n in names if where_is(n) is None]
+    if not missing: return []
+    gets = [f'  {get_line(s)}' + (f'\n    or by hand {s.manual}' if s.manual else '') for s in missing]
+    what = ', '.join(s.name for s in missing)
+    if stand_in:
+        print(f'{what}: not on this machine, so this small run trains on generated shapes. A run on shapes cannot be '
+              'graded: the threshold exercises will not pass on it. For the photos:\n' + '\n'.join(gets))
+        return [s.name for s in missing]
+    raise PhotosMissing(f'The photos of {what} are not on this machine, so the lesson stops here (a run on generated '
+                        'shapes cannot be graded). Get them once, in a terminal (or with ! in a cell):\n' + '\n'.join(gets)
+                        + f'\nor set ${DATA_ENV} to a folder holding {", ".join(s.dir_name + "/" for s in missing)}. '
+                        'Then run the lesson again. (CNN_COURSE_LESSON_SIZE=small runs it on generated shapes.)')

@@ -22,12 +22,16 @@ MAX_TEXT = 1 << 20 # Characters of one source or output kept
 class NotebookError(CourseError, ValueError):
     "A submitted notebook that cannot be read (not JSON, not a notebook, too large, nested too deeply)."
 
+def _big_int(s:str):
+    "A JSON integer; one too long for Python's int() (over 4300 digits) is infinite, so it costs only its own answer."
+    return int(s) if len(s) <= 4000 else float('-inf' if s.startswith('-') else 'inf')
+
 def read_notebook(path, # The executed notebook
                   max_bytes:int=NB_MAX_BYTES, # Larger files are refused unread
                  ) -> dict:
     "The notebook at `path` as JSON (never executed): a regular file, bounded in size and nesting."
     name = getattr(path, 'name', str(path))
-    try: nb = json.loads(read_small(path, max_bytes, 'notebook'))
+    try: nb = json.loads(read_small(path, max_bytes, 'notebook'), parse_int=_big_int)
     except CourseError as e: raise NotebookError(f'{name} cannot be read as a notebook: {e}'.replace(str(path), name)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e: raise NotebookError(f'{name} cannot be read as a notebook ({e}).') from None
     except RecursionError: raise NotebookError(f'{name} is nested too deeply to be a notebook.') from None

@@ -12,8 +12,8 @@ import numpy as np
 from .core import UnknownNameError
 
 # %% auto #0
-__all__ = ['ANSWER_MIME', 'RECORD_FORMAT', 'MAX_RECORD', 'EXERCISES', 'ID_RE', 'Exercise', 'Feedback', 'ExerciseError',
-           'exercise', 'to_json', 'answer_record', 'UnknownExerciseError', 'check', 'read_answers']
+__all__ = ['ANSWER_MIME', 'RECORD_FORMAT', 'MAX_RECORD', 'EXERCISES', 'MAX_INT', 'ID_RE', 'Exercise', 'Feedback', 'ExerciseError',
+           'exercise', 'to_json', 'answer_record', 'non_finite', 'UnknownExerciseError', 'check', 'read_answers']
 
 # %% ../nbs/14a_exercises.ipynb #1fa6c280
 ANSWER_MIME = 'application/vnd.cnn-course.answer+json' # The output data that records an answer
@@ -76,6 +76,28 @@ def answer_record(ex:Exercise, answer, context:dict, ok) -> dict:
     if len(json.dumps(value)) > MAX_RECORD: value = {'type': type(answer).__name__, 'unrecorded': 'too large to record'}
     return dict(exercise=ex.id, answer=value, self_check=ok, format=RECORD_FORMAT)
 
+# %% ../nbs/14a_exercises.ipynb #388023f0
+MAX_INT = 2**63 # An integer this large is no answer to any exercise (and `float` of a larger one may overflow)
+
+def _digits(n:int) -> str:
+    try: return str(len(str(abs(n))))
+    except ValueError: return f'about {int(abs(n).bit_length()*math.log10(2)) + 1}'  # past `str`'s 4300-digit limit
+
+def non_finite(x, # A recorded answer (JSON data), or a part of one
+               at:str='', # Where `x` is inside the answer, e.g. "['daisy']"
+               depth:int=0):
+    "The first number of `x` no exercise judges (NaN, ±Infinity, an int beyond ±2**63), named with its place; or None."
+    if depth > 20 or x is None or isinstance(x, (bool, str)): return None
+    if isinstance(x, (dict, list, tuple)):
+        for k, v in (list(x.items()) if isinstance(x, dict) else list(enumerate(x)))[:10_000]:
+            if r := non_finite(v, at + (f'[{str(k)[:40]!r}]' if isinstance(x, dict) else f'[{k}]'), depth + 1): return r
+        return None
+    if isinstance(x, (float, np.floating)) and not math.isfinite(x):
+        name = 'NaN' if math.isnan(x) else f'{"-"*(x < 0)}Infinity'
+    elif isinstance(x, int) and abs(x) >= MAX_INT: name = f'an integer of {_digits(x)} digits'
+    else: return None
+    return f'{name} at answer{at}' if at else name
+
 # %% ../nbs/14a_exercises.ipynb #34f22075
 class UnknownExerciseError(UnknownNameError):
     "An exercise id that no lesson registers."
@@ -89,9 +111,10 @@ def check(id:str, # The exercise, e.g. '1.1'
     if id not in EXERCISES: raise UnknownExerciseError(f"Unknown exercise {id!r}. Available: {', '.join(EXERCISES)}")
     ex = EXERCISES[id]
     if answer is ... or answer is None: fb = Feedback(id, None, f'Replace the `...` with your answer: {ex.task}')
+    elif bad := non_finite(answer): fb = Feedback(id, False, f'Your answer holds {bad}: check what computed it.')
     else:
         try: fb = Feedback(id, *ex.check(answer, **context))
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, ArithmeticError) as e:
             fb = Feedback(id, False, f'Your answer could not be checked ({type(e).__name__}: {str(e)[:200]}). The task: {ex.task}')
     fb.record = answer_record(ex, answer, context, fb.ok)
     if os.environ.get('IN_TEST') and not fb.ok and not (ex.kind == 'threshold' and fb.ok is False): raise ExerciseError(str(fb))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07d_featcache.ipynb #1cf15b22
 from __future__ import annotations
-import hashlib, json, math, os
+import hashlib, json, math, os, sys
 from contextlib import contextmanager
 from pathlib import Path
 import torch, fastai
@@ -17,8 +17,8 @@ from .core import UsageError, cache_dir, write_atomic
 
 # %% auto #0
 __all__ = ['SIZE_ENV', 'DEFAULT_MB', 'max_bytes', 'weights_digest', 'file_identity', 'preprocessing', 'cache_key', 'cache_files',
-           'evict', 'kept_random_states', 'cached', 'states_digest', 'learner_key', 'cache_info', 'clear_cache',
-           'add_commands']
+           'evict', 'kept_random_states', 'tensors_digest', 'cached', 'states_digest', 'learner_key', 'cache_info',
+           'clear_cache', 'add_commands']
 
 # %% ../nbs/07d_featcache.ipynb #c9358bcb
 SIZE_ENV = 'CNN_COURSE_FEATURE_CACHE_MB'
@@ -112,33 +112,48 @@ def _unseen(compute):
     "`compute()` with the random states put back after it: a miss draws nothing a hit would not."
     with kept_random_states(): return compute()
 
-def _load(p:Path, key:str) -> dict|None:
-    "The tensors of cache file `p` if it reads whole and was written under `key`; None if missing, truncated, corrupt or another's."
+def _update(h, x):
+    "Feed tensor `x` to the hash `h`: its dtype, shape and bytes (a contiguous CPU tensor is hashed without a copy)."
+    t = torch.as_tensor(x).detach().cpu().contiguous()
+    h.update(f'{t.dtype}{tuple(t.shape)}'.encode())
+    if t.numel(): h.update(t.reshape(-1).view(torch.uint8).numpy())  # 0-d tensors cannot be viewed as bytes: reshaped
+
+def tensors_digest(tensors:dict) -> str:
+    "SHA-256 of named tensors (names, dtypes, shapes, values): what a cache file must still hold when it is read."
+    h = hashlib.sha256()
+    for k in sorted(tensors): h.update(k.encode()); _update(h, tensors[k])
+    return h.hexdigest()
+
+def _load(p:Path, key:str) -> tuple:
+    "`(tensors, None)` of cache file `p` when it is whole, `key`'s and unchanged since written; else `(None, why)`."
     try:
         with safe_open(p, 'pt') as f:
-            if (f.metadata() or {}).get('key') != key: return None  # another entry's file copied or renamed onto this one
-            return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception: return None
+            meta = f.metadata() or {}
+            if meta.get('key') != key: return None, 'other'  # another entry's file copied or renamed onto this one
+            out = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception: return None, 'unreadable'  # missing, truncated, not safetensors
+    if 'digest' not in meta: return None, 'old'  # written before entries carried their digest
+    return (out, None) if meta['digest'] == tensors_digest(out) else (None, 'changed')
 
 def cached(key:str, # From `cache_key`
            compute, # Called with no argument on a miss: returns `{name: tensor}`
           ) -> dict:
-    "The tensors stored under `key`, computed and stored first when missing (or unreadable)."
+    "The tensors stored under `key`, computed and stored first when missing, unreadable or changed since written."
     if max_bytes() <= 0: return _unseen(compute)
     p = cache_dir('features')/f'{key}.safetensors'
-    out = _load(p, key)
+    out, why = _load(p, key)
     if out is not None: os.utime(p); return out  # a read makes it recently used
-    p.unlink(missing_ok=True)  # truncated, corrupt or another entry's (or missing): recompute
+    if why == 'changed':  # finite garbage would train silently: say so, once (the file is rewritten below)
+        print(f'note: the cached file {p} no longer holds what was written (changed or corrupted on disk): recomputed.',
+              file=sys.stderr)
+    p.unlink(missing_ok=True)  # truncated, corrupt, changed or another entry's (or missing): recompute
     out = _unseen(compute)  # so a cold run trains on the same random draws as a warm one
-    write_atomic(p, lambda tmp: save_file({k: v.contiguous() for k, v in out.items()}, str(tmp), metadata={'key': key}))
+    meta = {'key': key, 'digest': tensors_digest(out)}
+    write_atomic(p, lambda tmp: save_file({k: v.contiguous() for k, v in out.items()}, str(tmp), metadata=meta))
     evict(keep=p)
     return out
 
 # %% ../nbs/07d_featcache.ipynb #3887cfd2
-def _tensor_bytes(x) -> bytes:
-    t = torch.as_tensor(x).detach().cpu().contiguous()
-    return f'{t.dtype}{tuple(t.shape)}'.encode() + (t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
-
 def _settings(o) -> list:
     "The plain attributes of `o` (and, for a module, its weights): what a loss's `repr` leaves out."
     attrs = {k: _plainval(v) for k, v in sorted(vars(o).items()) if not k.startswith('_') and isinstance(v, (int, float, str, bool, tuple, type(None)))}
@@ -148,7 +163,7 @@ def states_digest(*loaders) -> str:
     "SHA-256 of Python's, NumPy's and torch's random states and each fastai loader's own generator."
     s, loaders = get_random_states(), [dl for dl in loaders if hasattr(dl, 'rng')]
     h = hashlib.sha256(repr((s['random_state'], [dl.rng.getstate() for dl in loaders], s['numpy_state'][2:])).encode())
-    for t in (s['numpy_state'][1], s['torch_state']): h.update(_tensor_bytes(t))
+    for t in (s['numpy_state'][1], s['torch_state']): _update(h, t)
     return h.hexdigest()
 
 def learner_key(learn, # A fastai `Learner` whose loaders serve `TensorDataset`s (e.g. a head on cached features)
@@ -160,7 +175,7 @@ def learner_key(learn, # A fastai `Learner` whose loaders serve `TensorDataset`s
     if not all(isinstance(getattr(dl, 'dataset', None), TensorDataset) for dl in loaders):
         raise UsageError(f'{what} is only cached on loaders of tensors (cached features); run it without the cache.')
     for dl in loaders:
-        for t in [*dl.dataset.tensors, getattr(dl, 'wgts', [])]: h.update(_tensor_bytes(t))
+        for t in [*dl.dataset.tensors, getattr(dl, 'wgts', [])]: _update(h, t)
     loss = learn.loss_func
     meta = dict(what=what, settings=settings, model=weights_digest(learn.model), loss=[_settings(loss), _settings(getattr(loss, 'func', loss))],
                 opt=getattr(learn.opt_func, '__name__', repr(learn.opt_func)), wd=learn.wd, wd_bn_bias=learn.wd_bn_bias,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, torch
 from safetensors.torch import load_file
-from .core import CourseError, ExistsError, write_atomic
+from .core import CourseError, ExistsError, InstructorError, write_atomic
 from .backbones import BACKBONES
 from .weights import create_body
 from .models import encoder
@@ -23,9 +23,9 @@ from .runs import PICKLE_EXTS, RUN_FILES, RunError, load_run, normalize, read_me
 from .rubric import Criterion, Rubric, load_rubric
 
 # %% auto #0
-__all__ = ['ITEM_FIX', 'MODEL_ERRORS', 'InstructorError', 'TestSetError', 'TestSet', 'body_of', 'run_logits', 'reference_arch',
-           'pretrained_body', 'use_references', 'body_similarity', 'check_transfer', 'check_notebook', 'check_accuracy',
-           'md_escape', 'Result', 'grade_model', 'grade_notebook', 'grade_parts', 'pack_submission', 'self_check']
+__all__ = ['ITEM_FIX', 'MODEL_ERRORS', 'TestSetError', 'TestSet', 'body_of', 'run_logits', 'reference_arch', 'pretrained_body',
+           'use_references', 'body_similarity', 'check_transfer', 'check_notebook', 'check_accuracy', 'md_escape',
+           'Result', 'grade_model', 'grade_notebook', 'grade_parts', 'pack_submission', 'self_check']
 
 # %% ../nbs/12_grade.ipynb #5ee43e6e
 def _npy(a:np.ndarray):
@@ -33,9 +33,6 @@ def _npy(a:np.ndarray):
     def write(p):
         with open(p, 'wb') as f: np.save(f, a)
     return write
-
-class InstructorError(CourseError):
-    "A problem of the grading set-up (test set, weights, output folder): fixed by the instructor before anyone is graded."
 
 class TestSetError(InstructorError, ValueError):
     "The instructor's hidden test set cannot be used: fix it before grading."
@@ -140,6 +137,7 @@ def run_logits(run, # From `load_run`
 
 # %% ../nbs/12_grade.ipynb #630baa17
 _PRETRAINED = {} # base arch -> pretrained body state dict (a class grading loads them from the preflight's files)
+_MISSING = {} # base arch -> why this machine has no pretrained weights for it (found by a class grading's preflight)
 
 def reference_arch(arch:str) -> str:
     "The backbone whose pretrained body `arch` starts from ('ntsnet' starts from its base)."
@@ -149,12 +147,15 @@ def reference_arch(arch:str) -> str:
 def pretrained_body(arch:str) -> dict:
     "The pretrained body weights of `arch` (its base for NTS-Net); an error naming the fix when this machine has none."
     base = reference_arch(arch)
+    if base in _MISSING: raise CourseError(_MISSING[base])
     if base not in _PRETRAINED: _PRETRAINED[base] = create_body(base, pretrained=True)[0].state_dict()
     return _PRETRAINED[base]
 
-def use_references(files:dict):
-    "Load pretrained bodies saved by a class grading's preflight (base arch -> .safetensors)."
-    _PRETRAINED.update({a: load_file(str(f)) for a, f in files.items()})
+def use_references(files:dict, # {base arch: .safetensors of its pretrained body}, saved by a class grading's preflight
+                   missing:dict|None=None, # {base arch: why} the preflight found no weights for: never looked up again
+                  ):
+    "Load the pretrained bodies a class grading's preflight saved, and remember the ones it could not find."
+    _PRETRAINED.update({a: load_file(str(f)) for a, f in files.items()}); _MISSING.update(missing or {})
 
 def body_similarity(model, arch:str) -> float:
     "Cosine similarity of the body's conv weights to the registered pretrained ones."
@@ -212,20 +213,22 @@ class Result:
     accuracy:float|None=None
     n_test:int|None=None # Test images the accuracy was measured on
     seconds:float=0.
+    pending:set=field(default_factory=set) # Criteria the instructor grades (no points yet, a blank cell in grades.csv)
     @property
-    def total(self) -> float: return sum(self.points.values())
+    def total(self) -> float: return sum(v for k, v in self.points.items() if k not in self.pending)
     def set(self, c:Criterion, ok:bool, why:str): self.points[c.id], self.reasons[c.id] = (c.points if ok else 0.), why
-    def _ok(self, c): return "✅" if self.points[c.id] == c.points else "❌"
+    def _ok(self, c): return "📝" if c.id in self.pending else "✅" if self.points[c.id] == c.points else "❌"
 
+    def _pts(self, c): return f'?/{c.points:g}' if c.id in self.pending else f'{self.points[c.id]:g}/{c.points:g}'
     def markdown(self) -> str:
         e = md_escape
-        rows = [f'| {self._ok(c)} | {e(c.id)} | {self.points[c.id]:g}/{c.points:g} | {e(c.description)} | {e(self.reasons[c.id])} |' for c in self.rubric.criteria]
+        rows = [f'| {self._ok(c)} | {e(c.id)} | {self._pts(c)} | {e(c.description)} | {e(self.reasons[c.id])} |' for c in self.rubric.criteria]
         notes = ''.join(f'\n- {e(n)}' for n in self.notes)
         return (f'## {e(self.student)}: {self.total:g} / {self.rubric.total:g}\n\n| | criterion | points | what | why / how to fix |\n|---|---|--:|---|---|\n'
                 + '\n'.join(rows) + (f'\n\nNotes:{notes}' if notes else ''))
     def html(self) -> str:
         e = html.escape
-        rows = ''.join(f'<tr><td>{self._ok(c)}</td><td>{e(c.id)}</td><td>{self.points[c.id]:g}/{c.points:g}</td>'
+        rows = ''.join(f'<tr><td>{self._ok(c)}</td><td>{e(c.id)}</td><td>{self._pts(c)}</td>'
                        f'<td>{e(c.description)}</td><td>{e(self.reasons[c.id])}</td></tr>' for c in self.rubric.criteria)
         notes = ''.join(f'<li>{e(n)}</li>' for n in self.notes)
         return (f'<!doctype html><meta charset="utf-8"><title>{e(self.student)}</title><h2>{e(self.student)}: {self.total:g} / {self.rubric.total:g}</h2>'
@@ -257,9 +260,15 @@ def grade_model(run_dir:Path, rubric:Rubric, test:TestSet, refused:dict|None=Non
         if not (run_dir/'model.safetensors').exists() and pickles:
             raise RunError(f'there is no model.safetensors, only the pickle(s) {", ".join(pickles)}, which are never loaded. Save with save_run / `cnn-course train --out`.')
         run = load_run(run_dir)
-        if run.classes != test.classes:
-            raise RunError(f'the model has {len(run.classes)} classes ({", ".join(run.classes)[:200]}) but the test set has {len(test.classes)} ({", ".join(test.classes)}). Train on the course dataset.')
+        if sorted(run.classes) != sorted(test.classes):
+            raise RunError(f'the model has {len(run.classes)} classes ({", ".join(run.classes)[:200]}) but the test set has '
+                           f'{len(test.classes)} ({", ".join(test.classes)}). Train on the course dataset.')
         logits = run_logits(run, test, rubric.time_limit)
+        if run.classes != test.classes:  # graded by name; a list edited after training shows here as a low accuracy
+            out['notes'].append(f'model.json lists the classes in another order than the test set ({", ".join(run.classes)[:200]}): '
+                                "each output was matched to the test class of the same name. If you reordered the list by hand, "
+                                'the outputs no longer match their names: re-save the run with save_run.')
+            logits = logits[:, [run.classes.index(c) for c in test.classes]]
         if not torch.isfinite(logits).all(): raise RunError(f'the model outputs NaN or infinite values on {int((~torch.isfinite(logits)).any(1).sum())} test images: check the training for a diverging loss.')
         m = metrics_from_predictions(test.labels, logits.argmax(1), test.classes)
         out.update(accuracy=m.accuracy, n_test=m.n)

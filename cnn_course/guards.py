@@ -6,13 +6,14 @@
 from __future__ import annotations
 import math
 import torch
-from fastai.vision.all import Callback
+from fastai.vision.all import Callback, CancelFitException
+from fastai.callback.schedule import LRFinder
 from .core import CourseError, UsageError
 from .backbones import get_backbone
 from .runs import MAX_SIZE
 
 # %% auto #0
-__all__ = ['TrainError', 'check_recipe', 'nonfinite', 'FiniteGuard', 'check_trained']
+__all__ = ['MAX_LOSS', 'TrainError', 'check_recipe', 'nonfinite', 'FiniteGuard', 'check_trained']
 
 # %% ../nbs/07c_guards.ipynb #bce65af8
 class TrainError(CourseError, ValueError):
@@ -56,25 +57,38 @@ def nonfinite(model:torch.nn.Module) -> list:
     "Names of the model's floating-point weights and buffers that hold NaN or infinity."
     return [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
 
+MAX_LOSS = 1e3 # nats: a training loss above it gives the true class a probability below e^-1000: the training diverged
+
 class FiniteGuard(Callback):
-    "Stops training with a `TrainError` when the loss or the weights stop being finite; counts optimiser steps in `tally`."
-    order = 55  # before PhaseHistory (60): a diverged epoch is never recorded
+    "Stops a fit with a `TrainError` when the loss explodes or stops being finite, or the weights do; counts steps."
+    order = 55  # before PhaseHistory and EpochLog (60): a diverged epoch is never recorded
     def __init__(self, tally:dict|None=None): self.tally = tally if tally is not None else {}
+    def before_fit(self):  # not `get_preds` / `validate`, and not `lr_find`, whose loss explodes at its end on purpose
+        self.on, self.error, self.steps = getattr(self.learn, 'create_mbar', True), None, 0
+        if any(isinstance(cb, LRFinder) for cb in self.learn.cbs): self.on = False
+    def _stop(self, msg):  # cancel: the other callbacks end the fit (images back), then `after_fit` raises
+        self.error = self.tally['error'] = msg; raise CancelFitException()
     def after_loss(self):
-        if self.training and not torch.isfinite(self.loss).all():
-            lr = self.opt.hypers[-1]['lr'] if self.opt else float('nan')
-            raise TrainError(f'The training loss became {float(self.loss.detach())} at epoch {self.epoch + 1}, batch {self.iter + 1} '
-                             f'(learning rate {lr:.2g}): the training diverged. Lower --lr (by 10x), or leave it out to use lr_find.')
-    def after_step(self): self.tally['steps'] = self.tally.get('steps', 0) + 1
+        if not (self.on and self.training): return
+        if math.isfinite(v := float(self.loss.detach().max())) and v <= MAX_LOSS: return
+        lr = self.opt.hypers[-1]['lr'] if self.opt else float('nan')
+        self._stop(f'The training loss became {v:.3g} at epoch {self.epoch + 1}, batch {self.iter + 1} (learning rate '
+                   f'{lr:.2g}): the training diverged. Lower --lr (by 10x), or leave it out to use lr_find.')
+    def after_step(self):
+        if self.on: self.tally['steps'] = self.tally.get('steps', 0) + 1; self.steps += 1
     def after_epoch(self):
-        bad = nonfinite(self.learn.model)
-        if bad: raise TrainError(f'Weights became NaN or infinite at epoch {self.epoch + 1} ({bad[0]}, ...): lower --lr (by 10x).')
+        if self.on and (bad := nonfinite(self.learn.model)):
+            self._stop(f'Weights became NaN or infinite at epoch {self.epoch+1} ({bad[0]}, ...): lower --lr (by 10x).')
+    def after_fit(self):
+        if self.error: raise TrainError(self.error)
+        if self.on and self.steps: self.tally.pop('error', None)  # a fit trained to its end: the divergence is over
 
 def check_trained(model:torch.nn.Module, # The trained model
-                  tally:dict, # The `FiniteGuard` tally of its run
+                  tally:dict|None, # Its `FiniteGuard` tally (None: not counted, only the weights are checked)
                  ):
-    "Raise `TrainError` unless the run took at least one optimiser step and its weights are finite: such a run is never saved."
-    if not tally.get('steps'):
+    "Raise `TrainError` when the run diverged (the guard's message), took no optimiser step or has non-finite weights."
+    if tally is not None and tally.get('error'): raise TrainError(tally['error'])  # such a run is never saved
+    if tally is not None and not tally.get('steps'):
         raise TrainError('Training took no optimiser step, so the model is untrained: give at least one epoch and at '
                          'least one batch of training images (check the data with `cnn-course data check`).')
     if bad := nonfinite(model): raise TrainError(f'The trained weights are not finite ({bad[0]}, ...): lower --lr (by 10x).')

@@ -4,12 +4,13 @@
 
 # %% ../nbs/00b_layout.ipynb #0cc19186
 from __future__ import annotations
-import os, random, shutil
+import random
 from pathlib import Path
+from .core import new_sibling, swap_folder
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'SPLITS', 'is_image', 'image_files', 'class_dirs', 'has_splits', 'split_counts', 'split_files',
-           'write_split']
+           'split_ordered', 'write_split']
 
 # %% ../nbs/00b_layout.ipynb #e9b2ae30
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
@@ -48,15 +49,21 @@ def split_files(files:list, # Files of ONE class
     n_test, n_valid = round(len(files)*test_pct), round(len(files)*valid_pct)
     return {'test': files[:n_test], 'valid': files[n_test:n_test+n_valid], 'train': files[n_test+n_valid:]}
 
+# %% ../nbs/00b_layout.ipynb #b2d1f6e3
+def split_ordered(files:list, # Files of ONE class, in the order that decides
+                  train:int=70, # Percent for train, rounded down
+                  valid:int=15, # Percent for valid, rounded; test gets the rest
+                 ) -> dict:
+    "Cut `files` in their order into `{'train': first train%, 'valid': next valid%, 'test': the rest}`."
+    n = len(files); a = n*train//100; b = a + (n*valid + 50)//100
+    return {'train': files[:a], 'valid': files[a:b], 'test': files[b:]}
+
 # %% ../nbs/00b_layout.ipynb #8fa3bf52
 def write_split(dest:Path, images:dict, valid_pct:float, test_pct:float, seed:int, ext:str='png') -> Path:
-    "Write `{class: [PIL images]}` into `dest/{train,valid,test}/CLASS/` through a `.part` folder."
-    dest = Path(dest); tmp = dest.with_name(dest.name + '.part')
-    shutil.rmtree(tmp, ignore_errors=True)
+    "Write `{class: [PIL images]}` into `dest/{train,valid,test}/CLASS/`, replacing `dest` whole when done."
+    dest = Path(dest); tmp = new_sibling(dest)
     for c, ims in images.items():
         for s, idx in split_files(list(range(len(ims))), valid_pct, test_pct, seed, c).items():
             (tmp/s/c).mkdir(parents=True, exist_ok=True)
             for i in idx: ims[i].save(tmp/s/c/f'{c}_{i:04d}.{ext}')
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    return dest
+    return swap_folder(tmp, dest)

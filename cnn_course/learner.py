@@ -5,9 +5,9 @@
 # %% ../nbs/08a_learner.ipynb #b411052c
 from __future__ import annotations
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-import torch
+import pandas as pd, torch
 from torch import nn
 from fastai.vision.all import (Callback, ClassificationInterpretation, CrossEntropyLossFlat, DataLoaders, Learner, Normalize,
                                accuracy, flatten_check, patch, to_np)
@@ -21,12 +21,12 @@ from . import inference
 from .features import feature_dls
 from .ntsnet import NTSLoss, NTSNet
 from . import runs
+from .guards import FiniteGuard, check_trained
 from .runs import HISTORY_COLS
-from .train import LRSuggestions
+from .train import EpochLog, LRSuggestions, accuracy_on, run_meta, seconds
 
 # %% auto #0
-__all__ = ['BodyHead', 'body_frozen', 'body_phase', 'CachedBody', 'seconds', 'EpochLog', 'course_learner', 'pd_history',
-           'lr_curve', 'test_accuracy']
+__all__ = ['test_accuracy', 'BodyHead', 'body_frozen', 'body_phase', 'CachedBody', 'course_learner', 'lr_curve']
 
 # %% ../nbs/08a_learner.ipynb #4adfda05
 class BodyHead(CourseModel):
@@ -106,28 +106,6 @@ class CachedBody(Callback):
         if self.swapped: self.learn.dls = self.images
         self.swapped = self.top_fit = False
 
-def seconds(learn:Learner) -> dict:
-    "Seconds spent per phase so far: 'features', 'maps', 'frozen', 'top', 'unfrozen' (kept on the learner)."
-    if not hasattr(learn, 'course_seconds'): learn.course_seconds = {}
-    return learn.course_seconds
-
-# %% ../nbs/08a_learner.ipynb #d83c6fa3
-class EpochLog(Callback):
-    "One row per trained epoch (`HISTORY_COLS`) across all fits, and the seconds of each phase; `lr_find` is left out."
-    order = 60  # after the Recorder has logged the epoch
-    def __init__(self): self.rows = []
-    def _finder(self): return any(isinstance(cb, LRFinder) for cb in self.learn.cbs)
-    def before_fit(self): self.t0, self.phase = time.perf_counter(), body_phase(self.learn.model)
-    def _real(self): return getattr(self.learn, 'create_mbar', True) and not self._finder()  # not get_preds, validate, lr_find
-    def after_epoch(self):
-        if not self._real(): return
-        vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
-        self.rows.append(dict(epoch=len(self.rows) + 1, phase=self.phase, **{k: vals.get(k) for k in HISTORY_COLS[2:]}))
-    def after_fit(self):
-        if not self._real(): return
-        s = seconds(self.learn)
-        s[self.phase] = round(s.get(self.phase, 0) + time.perf_counter() - self.t0, 2)
-
 # %% ../nbs/08a_learner.ipynb #f3e88fbf
 def _normalize_for(dls:DataLoaders, arch:str):
     "Make the `Normalize` of `dls` use `arch`'s statistics (added when missing)."
@@ -153,35 +131,29 @@ def course_learner(dls:DataLoaders, # From a `DataBlock` (e.g. `get_block(...).d
     model = create_model(arch, len(dls.vocab), pretrained=pretrained, head=head)
     _normalize_for(dls, arch)
     kw = dict(metrics=accuracy, splitter=param_groups, wd=wd, model_dir=cache_dir('learners'), **kwargs)
-    if isinstance(model, NTSNet): learn = Learner(dls, model, loss_func=NTSLoss(), cbs=EpochLog(), **kw)
+    cbs = [EpochLog(phase=body_phase), FiniteGuard()]  # every fit under the guard of `cnn-course train`, and `save_run`
+    if isinstance(model, NTSNet): learn, label_smoothing = Learner(dls, model, loss_func=NTSLoss(), cbs=cbs, **kw), None
     else:
         attrs = {k: getattr(model, k) for k in ('arch', 'pretrained', 'weights_source')}
         model = BodyHead(*model).to(memory_format=torch.channels_last)  # 1.6x faster convolutions on a CPU
         for k, v in attrs.items(): setattr(model, k, v)
-        cbs = [EpochLog()] + ([CachedBody()] if cache and model.pretrained else [])
+        if cache and model.pretrained: cbs.append(CachedBody())
         learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(label_smoothing=label_smoothing), cbs=cbs, **kw)
-    learn.head_cfg = head or HeadCfg()
+    learn.course_recipe = dict(head=asdict(head or HeadCfg()), label_smoothing=label_smoothing, wd=wd)  # for `save_run`
     if model.pretrained: learn.freeze()
     return learn
 
 # %% ../nbs/08a_learner.ipynb #3daead71
-def pd_history(rows:list):
-    "The epoch rows as the `history.csv` table."
-    import pandas as pd
-    return pd.DataFrame(rows, columns=HISTORY_COLS)
-
 @patch(as_prop=True)
 def history(self:Learner):
     "Every trained epoch of this learner (all fits, `lr_find` left out) as a table: epoch, phase, losses, accuracy."
-    return pd_history(self.epoch_log.rows)
+    return pd.DataFrame(self.epoch_log.rows, columns=HISTORY_COLS)
 
 def lr_curve(learn:Learner, # A learner right after `learn.lr_find()`
              sugg, # What `lr_find` returned
-            ):
-    "The loss-against-rate curve and the suggestions of the last `lr_find`, for `LRExplorer` and exercise 3.1."
-    r = learn.recorder
-    return LRSuggestions({k: float(v) for k, v in sugg._asdict().items()}, [float(x) for x in r.lrs[5:-5]],
-                         [float(x) for x in r.losses[5:-5]])
+            ) -> LRSuggestions:
+    "The last `lr_find`'s curve, trimmed as `cnn-course lr-find` trims it (`train.lr_found`), and its suggestions."
+    return replace(learn.epoch_log.found, suggestions={k: float(v) for k, v in sugg._asdict().items()})
 
 # %% ../nbs/08a_learner.ipynb #457a0f3d
 def _size(dls) -> int:
@@ -190,10 +162,7 @@ def _size(dls) -> int:
         if hasattr(t, 'size'): return int(t.size[0])
     return int(dls.one_batch()[0].shape[-1])
 
-def test_accuracy(learn:Learner, dl) -> float:
-    "Accuracy of `learn` on a labelled loader, through the one inference path (`inference.predictions`)."
-    preds, targs = inference.predictions(learn.model, dl)
-    return float((preds.argmax(1) == targs).float().mean())
+test_accuracy = accuracy_on  # a lesson's name for the one evaluation of a model on a labelled loader
 
 @patch
 def save_run(self:Learner, out:Path, # The run folder (written whole or not at all)
@@ -201,18 +170,16 @@ def save_run(self:Learner, out:Path, # The run folder (written whole or not at a
              dataset:str|None=None, # The registered dataset (default: the one `get_dls` recorded, if any)
              overwrite:bool=False, # Replace a run already saved in `out`
             ) -> dict:
-    "Save this learner as a course run (safetensors, model.json, history.csv) and return its metrics."
-    m, rec, b = self.model, getattr(self.dls, 'cnn_course', {}), get_backbone(self.model.arch)
-    rows = self.epoch_log.rows if hasattr(self, 'epoch_log') else []
-    metrics = {'valid_accuracy': rows[-1]['accuracy']} if rows and rows[-1]['accuracy'] is not None else {}
-    if test_dl is not None: metrics.update(test_accuracy=test_accuracy(self, test_dl), n_test=len(test_dl.dataset))
-    phases = [r['phase'] for r in rows]
-    meta = dict(arch=m.arch, classes=[str(c) for c in self.dls.vocab], size=_size(self.dls), mean=list(b.mean), std=list(b.std),
-                head=asdict(getattr(self, 'head_cfg', HeadCfg())), pretrained=m.pretrained, weights_source=m.weights_source,
-                dataset=dataset or rec.get('name'), seed=rec.get('seed'), split=rec.get('split'), metrics=metrics,
-                epochs={p: phases.count(p) for p in ('frozen', 'top', 'unfrozen')},
-                seconds={**seconds(self), 'total': round(sum(seconds(self).values()), 2)})
-    runs.save_run(out, m, meta, pd_history(rows), overwrite=overwrite)
+    "Save this learner as a course run (safetensors, model.json, history.csv), or refuse it as `cnn-course train` does."
+    check_trained(self.model, self.finite_guard.tally if hasattr(self, 'finite_guard') else None)  # diverged, untrained
+    log, s = getattr(self, 'epoch_log', None) or EpochLog(), seconds(self)  # not made by `course_learner`: no log
+    metrics = {'valid_accuracy': log.rows[-1]['accuracy']} if log.rows and log.rows[-1]['accuracy'] is not None else {}
+    if test_dl is not None: metrics.update(test_accuracy=accuracy_on(self, test_dl), n_test=len(test_dl.dataset))
+    recipe = dict(getattr(self, 'course_recipe', dict(head={})), size=_size(self.dls), bs=self.dls.train.bs,
+                  cache_features=hasattr(self, 'cached_body'))  # what this learner did: `course_learner`'s settings
+    meta = run_meta(self, recipe, log.peak_lr, log.rows, metrics, {**s, 'total': round(sum(s.values()), 2)},
+                    log.found and log.found.suggestions, dataset)
+    runs.save_run(out, self.model, meta, pd.DataFrame(log.rows, columns=HISTORY_COLS), overwrite=overwrite)
     return metrics
 
 # %% ../nbs/08a_learner.ipynb #674ad962

@@ -7,8 +7,11 @@ from __future__ import annotations
 import os, shutil, sys, tempfile, time
 from pathlib import Path
 from .core import UsageError
-from .classroom import ClassGrades, check_out, class_grades, submission_folders
-from .grade import InstructorError, Result
+from .core import InstructorError
+from .classroom import check_apart, class_grades, entries_review, refused_result, shared_sizes, submission_entries
+from .gradebook import ClassGrades, student_name
+from .grade import Result
+from .owned import check_owned
 from .rubric import Criterion, Rubric
 from .runs import read_meta
 from .sandbox import Limits, run_jobs, stage_submission
@@ -45,11 +48,13 @@ def stage_lessons(sub:Path, # The student's folder
                   lessons, # Lesson numbers
                  ) -> dict:
     "Copy the notebooks and the run folders of `lessons` safely: {'hashes', 'refused', 'notes'}."
-    info = stage_submission(sub, dst, MAX_MB << 20, max_notebooks=20)
-    notes = []
-    for rel in [r for l in sorted(set(lessons)) for r in RUN_FOLDERS[l]]:
-        if why := _linked(Path(sub), rel): notes.append(why); (dst/rel).mkdir(parents=True, exist_ok=True); continue
-        i = stage_submission(Path(sub)/rel, dst/rel, MAX_MB << 20)
+    lessons = sorted(set(lessons))
+    info = stage_submission(sub, dst, MAX_MB << 20, max_notebooks=20, notebooks=tuple(f'{l:02d}_*.ipynb' for l in lessons))
+    notes, sub = list(info['notes']), Path(sub)/info['root']  # a submission handed in inside one folder is read there
+    for rel in [r for l in lessons for r in RUN_FOLDERS[l]]:
+        if why := _linked(sub, rel): notes.append(why); (dst/rel).mkdir(parents=True, exist_ok=True); continue
+        i = stage_submission(sub/rel, dst/rel, MAX_MB << 20, notebooks=())
+        notes += [f'{rel}: {n}' for n in i['notes']]
         if i['pickles']: notes.append(f'{rel}: {", ".join(i["pickles"])} never loaded (pickles can run code); only model.safetensors is read.')
         notes += [f'{rel}/{n} {why}' for n, why in i['refused'].items() if n != 'folder']
     return dict(hashes=info['hashes'], refused=info['refused'], notes=notes)
@@ -61,17 +66,17 @@ def lesson_notebook(staged:Path, lesson:int) -> Path|None:
 
 # %% ../nbs/12d_lesson_grade.ipynb #6802b053
 def _prepare(sets:dict, staged:list, lessons, work:Path):
-    "Decode every set once at the image sizes its runs use; share the body features between processes."
+    "Decode every set once at the image sizes shared by the runs (`shared_sizes`); share the body features."
     for (kind, name), ts in sets.items():
         if not isinstance(ts, FileSet): continue
         rels = [r for l in lessons if LESSON_DATA[l] == name for r in RUN_FOLDERS[l]]
-        sizes = set()
+        sizes = []
         for d in staged:
             for r in rels:
-                try: sizes.add(int(read_meta(d/r)['size']))
+                try: sizes.append(int(read_meta(d/r)['size']))
                 except Exception: pass
         folder = work/'sets'/f'{kind}-{name}'; folder.mkdir(parents=True, exist_ok=True)
-        ts.check(sorted(sizes), folder)
+        ts.check(shared_sizes(sizes, len(ts)), folder)  # other sizes are decoded in the one student's limited process
         ts.feature_dir = folder/'features'; ts.feature_dir.mkdir(exist_ok=True)
 
 def _review(names:list, infos:list) -> list:
@@ -91,8 +96,15 @@ def _result(name, rubric, lessons, answers, notes, paths) -> Result:
         status, v = answers[l]
         if status != 'ok': v = dict(points={e.id: 0. for e in lesson_exercises(l)}, reasons={e.id: f'The grading of lesson {l} stopped: {v}' for e in lesson_exercises(l)})
         res.points.update(v['points']); res.reasons.update({k: _scrub(r, paths) for k, r in v['reasons'].items()})
+        res.pending |= set(v.get('instructor', ()))
     res.points = {c.id: res.points[c.id] for c in rubric.criteria}
     return res
+
+def _pending(results:list) -> list:
+    "Summary lines: the exercises the instructor grades, and whose answers wait for it."
+    ids = sorted({i for r in results for i in r.pending}, key=lambda i: tuple(map(int, i.split('.'))))
+    return [f'exercise {i} is yours to grade (its reason in each feedback shows the answer and what the grader measured): '
+            + ', '.join(r.student for r in results if i in r.pending) for i in ids]
 
 # %% ../nbs/12d_lesson_grade.ipynb #d389ca1b
 def grade_lessons(submissions:Path|list, # Folder with one sub-folder per student, or a list of their folders
@@ -109,9 +121,10 @@ def grade_lessons(submissions:Path|list, # Folder with one sub-folder per studen
     "Grade the lesson exercises of every submission from its recorded answers and saved runs, never running student code."
     t0, lessons = time.perf_counter(), sorted(set(lessons))
     rubric = lessons_rubric(lessons)
-    if out: check_out(out, overwrite)
+    if out := check_apart(out, submissions=submissions, test_data=test_data, data=data): check_owned(out, overwrite)
     if test_data is None or not Path(test_data).is_dir(): raise InstructorError(f'No hidden test data at {test_data}: pass --test-data, a folder with one folder per dataset.')
-    subs = submission_folders(submissions)
+    subs, refused, hidden = submission_entries(submissions)
+    names = [student_name(s.name) for s in subs]
     sets = build_sets(lessons, Path(test_data), data)
     work = Path(tempfile.mkdtemp(prefix='cnn_course_lessons_'))
     try:
@@ -126,13 +139,14 @@ def grade_lessons(submissions:Path|list, # Folder with one sub-folder per studen
                 nb = lesson_notebook(d, l)
                 why = None if nb else f'no notebook of lesson {l} ({l:02d}_*.ipynb) in the submission.'
                 jobs.append(((i, l), grade_lesson, (l, str(d), nb and str(nb), sets, limit, why)))
-        tell = (lambda k, a: print(f'graded {subs[k[0]].name[:60]} (lesson {k[1]})', file=sys.stderr)) if progress else None
+        tell = (lambda k, a: print(f'graded {names[k[0]][:60]} (lesson {k[1]})', file=sys.stderr)) if progress else None
         ans = run_jobs(jobs, lim, workers, preload=('cnn_course.exercise_grades',), on_done=tell)
         paths = {str(work/'subs'): 'submission', str(work): 'grader', str(Path(test_data).absolute()): 'the hidden test set'}
-        res = [_result(s.name, rubric, lessons, {l: ans[(i, l)] for l in lessons}, infos[i]['notes'], {str(d): 'your submission', **paths})
-               for i, (s, d) in enumerate(zip(subs, staged))]
+        res = [_result(n, rubric, lessons, {l: ans[(i, l)] for l in lessons}, infos[i]['notes'], {str(d): 'your submission', **paths})
+               for i, (n, d) in enumerate(zip(names, staged))]
     finally: shutil.rmtree(work, ignore_errors=True)
-    return class_grades(rubric, res, t0, _review([s.name for s in subs], infos), out, overwrite, formats)
+    res += [refused_result(n, rubric, why) for n, why in refused.items()]
+    return class_grades(rubric, res, t0, _pending(res) + _review(names, infos) + entries_review(refused, hidden, subs), out, overwrite, formats)
 
 # %% ../nbs/12d_lesson_grade.ipynb #829f6a5d
 def _cmd_grade_lessons(a) -> int:

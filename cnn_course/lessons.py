@@ -8,7 +8,7 @@ import ast, copy, json, os, subprocess, sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from .core import CourseError, NotAvailableError, cache_dir
-from .datasets import get_dataset, dataset_path
+from .datasets import get_dataset, dataset_path, need_photos
 from .exercises import EXERCISES, ExerciseError, check
 from .exercise_checks import draw_shares
 from .shapes import make_shapes, SHAPES
@@ -70,10 +70,12 @@ def lesson_data(name:str, # The dataset the lesson is about
                 small:int=SMALL_PER_CLASS, # Images per class and split in a small run
                 full:int|None=None, # Images per class and split in a full run (None: all)
                ) -> LessonData:
-    "The data a lesson runs on: `name` if it is on disk (all of it, or a small subset), else a generated stand-in."
+    "The data a lesson runs on: `name` (all of it, or a small subset); a generated stand-in only in a small run."
     n = small if lesson_size() == 'small' else full
     try: return LessonData(name, name, dataset_path(name, download=not os.environ.get('IN_TEST')), n)
-    except NotAvailableError: return LessonData(name, 'shapes', stand_in(name), n)
+    except NotAvailableError:
+        need_photos(name, stand_in=lesson_size() == 'small')  # a full run stops here with the `data get` command
+        return LessonData(name, 'shapes', stand_in(name), n)
 
 # %% ../nbs/14_lessons.ipynb #0aabc2b0
 def sample_photo(name:str='flower', # 'flower' or 'china'

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json, tempfile, zipfile
 from pathlib import Path
 import cnn_course
-from .core import CourseError, UsageError, write_atomic
-from .classroom import grade_class, merge_lms
+from .core import CourseError, ExistsError, UsageError, write_atomic
+from .classroom import grade_class
+from .gradebook import merge_lms
 from .grade import TestSet
 from .rubric import load_rubric
 
@@ -85,6 +86,7 @@ def _cmd_gradescope(a) -> int:
 def _cmd_lms(a) -> int:
     pairs = [g.split('=', 1) for g in a.gradings]
     if any(len(p) != 2 for p in pairs): raise UsageError('give each grading as NAME=FOLDER (a folder written by `cnn-course grade`).')
+    if Path(a.out).exists() and not a.overwrite: raise ExistsError(f'{a.out} exists: pass --overwrite to replace it, or choose a new --out.')
     print(f"Wrote {write_atomic(a.out, merge_lms({n: Path(f)/'grades.csv' for n, f in pairs}, a.id_column))}"); return 0
 
 def add_commands(sub):
@@ -99,4 +101,5 @@ def add_commands(sub):
     m = sub.add_parser('lms-csv', help='merge gradings into one Canvas/Moodle import CSV (one column per assignment)')
     m.add_argument('gradings', nargs='+', help='NAME=FOLDER, a folder written by `cnn-course grade`')
     m.add_argument('--out', type=Path, required=True); m.add_argument('--id-column', default='Student ID')
+    m.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
     m.set_defaults(func=_cmd_lms)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from .backbones import BACKBONES, HALF_STATS, IMAGENET_STATS, HeadCfg, get_backbone
 from .core import UsageError, md_table, print_command
-from .weights import create_body, find_local
+from .weights import create_body, find_local, install_timm_weights
 from .ntsnet import create_ntsnet
 
 # %% auto #0
@@ -145,5 +145,11 @@ def backbones_table(weights:bool=False, # Add where pretrained weights are found
 # %% ../nbs/06a_models.ipynb #62415b33
 def add_commands(sub):
     "Add `backbones` to the `cnn-course` sub-commands."
-    print_command(sub, 'backbones', 'list the registered backbones', lambda a: backbones_table(weights=a.weights),
-                  ('--weights', 'also show where pretrained weights are found on this machine'))
+    def render(a):
+        if not a.install_timm: return backbones_table(weights=a.weights)
+        return Table(['backbone', 'file', 'done'], [[n, str(f), d] for n, f, d in install_timm_weights()])
+    print_command(sub, 'backbones', 'list the registered backbones', render,
+                  ('--weights', 'also show where pretrained weights are found on this machine'),
+                  ('--install-timm', 'copy the shipped EfficientNet-Lite weights where timm looks offline (the '
+                                     "Hugging Face cache), so plain vision_learner(dls, 'tf_efficientnet_lite0') "
+                                     'finds them'))

@@ -4,21 +4,22 @@
 
 # %% ../nbs/07_runs.ipynb #7af96900
 from __future__ import annotations
-import glob, json, math, os, platform, secrets, shutil, signal, time
+import json, math, os, platform, shutil, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from . import __version__
-from .core import md_table, CourseError, read_small, tune_malloc, write_atomic
+from .core import (CourseError, kill_point, md_table, new_sibling, read_small, recover_folder, swap_folder,
+                   tune_malloc, write_atomic)
 from .backbones import BACKBONES, HeadCfg, get_backbone
 from .models import create_model
 from .inference import EVAL_BS, outputs
 from .images import center_crop, open_image
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'HISTORY_COLS', 'FORMAT_VERSION', 'MAX_SIZE', 'MAX_CLASSES', 'META_MAX_BYTES', 'KILL_ENV', 'PICKLE_EXTS',
-           'RunError', 'RunFolderError', 'RunExistsError', 'versions', 'validate_meta', 'recover_run',
+__all__ = ['RUN_FILES', 'HISTORY_COLS', 'FORMAT_VERSION', 'MAX_SIZE', 'MAX_CLASSES', 'META_MAX_BYTES', 'RUN_FIELDS',
+           'PICKLE_EXTS', 'RunError', 'RunFolderError', 'RunExistsError', 'versions', 'validate_meta', 'recover_run',
            'check_run_folder', 'save_run', 'read_meta', 'build_model', 'read_history', 'to_pixels', 'normalize', 'Run',
            'load_run']
 
@@ -47,6 +48,9 @@ FORMAT_VERSION = 2  # 1: runs written before the format was versioned (no 'forma
 MAX_SIZE = 1024 # Largest image side a run may ask for: every image is decoded at this side (memory grows with its square)
 MAX_CLASSES = 10_000
 META_MAX_BYTES = 1 << 20 # model.json is a few kilobytes; a larger one is refused unread
+# What every trained run records, `cnn-course train` or a lesson's `learn.save_run` (`train.run_meta` writes them)
+RUN_FIELDS = ('arch', 'classes', 'size', 'mean', 'std', 'head', 'pretrained', 'weights_source', 'dataset', 'data_path',
+              'seed', 'split', 'recipe', 'lr', 'lr_suggestions', 'epochs', 'metrics', 'seconds')
 
 def _fail(where, key, want, got): raise RunError(f'{where}: field {key!r} must be {want}, got {str(got)[:80]!r}.')
 
@@ -76,6 +80,7 @@ def _check_stats(where, key, v):
 
 def validate_meta(meta, # The parsed `model.json` (or the dict about to be saved)
                   where:str='model.json', # Named in the messages
+                  complete:bool=False, # Also require every field of `RUN_FIELDS`, as a trained run has them
                  ) -> dict:
     "`meta` after checking every field `load_run` relies on; `RunError` naming the field otherwise."
     if not isinstance(meta, dict): raise RunError(f'{where} must hold a JSON object, not {type(meta).__name__}.')
@@ -85,13 +90,22 @@ def validate_meta(meta, # The parsed `model.json` (or the dict about to be saved
         raise RunError(f'{where} is format {fmt}, newer than this cnn_course reads ({FORMAT_VERSION}): upgrade cnn_course.')
     missing = [k for k in ('arch', 'classes', 'size', 'mean', 'std', 'head', 'pretrained') if k not in meta]
     if missing: raise RunError(f"{where} lacks the field(s) {', '.join(missing)}: it was not written by `save_run`.")
+    if complete and (missing := [k for k in RUN_FIELDS if k not in meta]):
+        raise RunError(f"{where} lacks the field(s) {', '.join(missing)}: "
+                       'every trained run records them (`train.run_meta`).')
     if not isinstance(meta['arch'], str) or meta['arch'] not in BACKBONES:
         _fail(where, 'arch', f"a registered backbone ({', '.join(BACKBONES)})", meta['arch'])
     _check_classes(where, meta['classes'])
     lo, size = get_backbone(meta['arch']).min_size, meta['size']
     if not isinstance(size, int) or isinstance(size, bool) or not lo <= size <= MAX_SIZE:
         _fail(where, 'size', f'an integer from {lo} to {MAX_SIZE}', size)
-    for k in ('mean', 'std'): _check_stats(where, k, meta[k])
+    b = get_backbone(meta['arch'])
+    for k in ('mean', 'std'):
+        _check_stats(where, k, meta[k])
+        # every writer records the backbone's own statistics: another value is an edit that would silently change predictions
+        if any(abs(x - y) > 1e-6 for x, y in zip(meta[k], getattr(b, k))):
+            raise RunError(f"{where}: field {k!r} is {meta[k]} but {meta['arch']} normalises pixels with {k} {list(getattr(b, k))}: "
+                           "model.json was edited. Restore the run's own model.json, or re-save the run with save_run.")
     if not isinstance(meta['head'], dict) or set(meta['head']) - set(HeadCfg.__dataclass_fields__):
         _fail(where, 'head', f"an object with fields among {', '.join(HeadCfg.__dataclass_fields__)}", meta['head'])
     try: HeadCfg(**meta['head'])
@@ -99,39 +113,28 @@ def validate_meta(meta, # The parsed `model.json` (or the dict about to be saved
     if not isinstance(meta['pretrained'], bool): _fail(where, 'pretrained', 'true or false', meta['pretrained'])
     for k in ('weights_source', 'dataset', 'data_path', 'created'):
         if meta.get(k) is not None and not isinstance(meta[k], str): _fail(where, k, 'a string', meta[k])
-    for k in ('metrics', 'recipe', 'epochs', 'seconds', 'versions'):
+    for k in ('metrics', 'recipe', 'epochs', 'seconds', 'versions', 'lr_suggestions'):
         if meta.get(k) is not None and not isinstance(meta[k], dict): _fail(where, k, 'an object', meta[k])
+    if meta.get('lr') is not None and not (_finite(meta['lr']) and meta['lr'] > 0):
+        _fail(where, 'lr', 'a positive number', meta['lr'])
+    if not all(_int(v) and v >= 0 for v in (meta.get('epochs') or {}).values()):
+        _fail(where, 'epochs', 'whole numbers of epochs per phase', meta['epochs'])
     if meta.get('seed') is not None and not _int(meta['seed']): _fail(where, 'seed', 'an integer', meta['seed'])
     if meta.get('split') is not None: _check_split(where, meta['split'])
+    rs = (meta.get('recipe') or {}).get('size', size)  # `train` records the size twice; old lesson runs have no recipe
+    if rs != size:
+        raise RunError(f"{where}: field 'size' is {size} but field 'recipe.size' (the size it was trained at) is "
+                       f"{str(rs)[:20]}: model.json disagrees with itself (edited?). Restore the run's own model.json, "
+                       'or re-save the run with save_run (`cnn-course train --out`).')
     return meta
 
 # %% ../nbs/07_runs.ipynb #7394ce51
-KILL_ENV = 'CNN_COURSE_KILL_AT'  # for the kill tests only: SIGKILL this process at the named point of `save_run`
-
-def _kill_point(name:str):
-    if os.environ.get(KILL_ENV) == name: os.kill(os.getpid(), signal.SIGKILL)
-
-def _siblings(out:Path, kind:str) -> list:
-    "Folders `save_run` leaves beside `out` while it works: '.NAME.new-*' (being written) or '.NAME.old-*' (being replaced)."
-    return sorted(Path(p) for p in glob.glob(str(out.parent/f'.{glob.escape(out.name)}.{kind}-*')))
-
-def _fsync_dir(d:Path):
-    fd = os.open(d, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
 def recover_run(out:Path, # A run folder
                 clean:bool=False, # Also delete what an interrupted save left beside it (only the writer does)
                ) -> Path:
     "Finish a `save_run` that was killed while swapping folders: `out` becomes exactly the new run, or exactly the old one."
-    out = Path(out)
-    if not out.exists():
-        done = [p for p in _siblings(out, 'new') if (p/'model.json').is_file()]  # model.json is written last
-        pick = (done or _siblings(out, 'old') or [None])[-1]
-        if pick is not None: os.rename(pick, out)
-    if clean:
-        for p in _siblings(out, 'new') + _siblings(out, 'old'): shutil.rmtree(p, ignore_errors=True)
-    return out
+    return recover_folder(Path(out), complete=lambda p: (p/'model.json').is_file(),  # model.json is written last
+                          discard=(lambda p: shutil.rmtree(p, ignore_errors=True)) if clean else None)
 
 def check_run_folder(out:Path, # Where a run is about to be saved
                      overwrite:bool=False, # Replacing a saved run is allowed
@@ -162,28 +165,16 @@ def save_run(out:Path, # Folder of the run (created)
     meta = validate_meta({**meta, 'format': FORMAT_VERSION, 'versions': versions(),
                           'created': meta.get('created') or time.strftime('%Y-%m-%dT%H:%M:%S')}, 'meta')
     out.parent.mkdir(parents=True, exist_ok=True)
-    new = out.with_name(f'.{out.name}.new-{secrets.token_hex(4)}')
-    new.mkdir()
+    new = new_sibling(out)
     try:
-        write_atomic(new/'model.safetensors', lambda p: save_model(model, str(p))); _kill_point('weights')
+        write_atomic(new/'model.safetensors', lambda p: save_model(model, str(p))); kill_point('weights')
         hist = history if history is not None else pd.DataFrame(columns=HISTORY_COLS)
         write_atomic(new/'history.csv', lambda p: hist.to_csv(p, index=False))
-        write_atomic(new/'model.json', json.dumps(meta, indent=2, default=str)); _kill_point('meta')
-        _swap(new, out)
+        write_atomic(new/'model.json', json.dumps(meta, indent=2, default=str)); kill_point('meta')
+        swap_folder(new, out)
     except BaseException:
         shutil.rmtree(new, ignore_errors=True); raise
     return out
-
-def _swap(new:Path, out:Path):
-    "Put the complete run `new` at `out` by renames: at every instant `out`, or (killed mid-swap) a sibling, is a whole run."
-    if out.is_dir() and any(out.iterdir()):
-        old = out.with_name(f'.{out.name}.old-{secrets.token_hex(4)}')
-        os.rename(out, old); _kill_point('moved-old')
-        os.rename(new, out); _fsync_dir(out.parent); _kill_point('swapped')
-        shutil.rmtree(old)
-    else:
-        if out.is_dir(): out.rmdir()
-        os.rename(new, out); _fsync_dir(out.parent)
 
 # %% ../nbs/07_runs.ipynb #007094ce
 PICKLE_EXTS = ('.pkl', '.pickle', '.pt', '.pth', '.bin', '.ckpt')
@@ -255,6 +246,17 @@ class Run:
     def __repr__(self): return f"Run({str(self.path)!r}, arch={self.meta['arch']!r}, classes={len(self.classes)})"
 
 # %% ../nbs/07_runs.ipynb #b36d26f1
+def _head_classes(model:torch.nn.Module, # Built from `model.json` (`build_model`)
+                  f:Path, # Its model.safetensors
+                  n:int, # The number of classes model.json lists
+                 ) -> int|None:
+    "The classes the head stored in `f` outputs, when not `n`; None when they agree or `f` cannot be read."
+    keys = [f'{k}.weight' for k, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m.out_features == n]
+    try:
+        with safe_open(f, 'pt') as sf: stored = [sf.get_slice(k).get_shape() for k in set(keys) & set(sf.keys())]
+    except (SafetensorError, OSError): return None  # `load_model` says what is wrong with the file
+    return next((s[0] for s in stored if s and s[0] != n), None)
+
 def load_run(path:Path, # A folder written by `save_run`
             ) -> Run:
     "Rebuild the run's model from the registry and load its safetensors weights (nothing is unpickled)."
@@ -263,6 +265,11 @@ def load_run(path:Path, # A folder written by `save_run`
     f = Path(path)/'model.safetensors'
     if not f.exists(): raise RunError(f'{path} has model.json but no model.safetensors: the weights are missing.')
     model = build_model(meta)
+    if (n := _head_classes(model, f, len(meta['classes']))) is not None:
+        raise RunError(f"{Path(path)/'model.json'}: field 'classes' lists {len(meta['classes'])} classes but the head "
+                       f'in model.safetensors outputs {n}: the two files disagree (model.json edited, or from another '
+                       "run). Restore the run's own model.json, or re-save the run with save_run "
+                       '(`cnn-course train --out`).')
     try: load_model(model, str(f), strict=True)
     except (SafetensorError, RuntimeError, OSError) as e:
         raise RunError(f'{f} could not be loaded into a {meta["arch"]} with {len(meta["classes"])} classes: {e}') from e

@@ -4,16 +4,20 @@
 
 # %% ../nbs/12a_sandbox.ipynb #361d56af
 from __future__ import annotations
-import hashlib, multiprocessing as mp, os, resource, stat, sys, time
+import bisect, hashlib, multiprocessing as mp, os, resource, stat, sys, time
+from fnmatch import fnmatchcase
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MAX_NOTEBOOKS', 'stage_submission', 'Limits', 'run_jobs']
+__all__ = ['MAX_NOTEBOOKS', 'MAX_ENTRIES', 'MAX_LISTED', 'IGNORED_FOLDERS', 'stage_submission', 'Limits', 'run_jobs']
 
 # %% ../nbs/12a_sandbox.ipynb #9ba0947f
-MAX_NOTEBOOKS = 5 # notebooks copied from one submission
+MAX_NOTEBOOKS = 5 # notebooks copied from one submission, the expected ones first
+MAX_ENTRIES = 200_000 # entries of a folder looked at; files expected by name are found whatever the count
+MAX_LISTED = 100 # pickles, links and folders kept by name (the alphabetically first)
+IGNORED_FOLDERS = ('__MACOSX',) # added by zip tools, never a student's work
 
 def _copy_regular(src:Path, dst:Path, max_bytes:int) -> str:
     "Copy a regular file opened without following links or blocking; its SHA-256, or an error."
@@ -32,26 +36,136 @@ def _why(e:OSError) -> str:
     import errno
     return 'is a symbolic link: submit the file itself' if e.errno == errno.ELOOP else e.strerror or str(e)
 
+def _keep(kept:list, name:str, k:int):
+    "Keep in the sorted list `kept` the `k` alphabetically first names, whatever order they come in."
+    if len(kept) < k or name < kept[-1]:
+        bisect.insort(kept, name)
+        if len(kept) > k: kept.pop()
+
+def _is_pattern(s:str) -> bool: return any(c in s for c in '*?[')
+
+def _look(folder:Path, notebooks:tuple, k:int, max_entries:int) -> dict:
+    "One pass over `folder`, copying nothing, bounded by `max_entries`: the first names of each kind, exact counts."
+    from cnn_course.runs import PICKLE_EXTS, RUN_FILES
+    pats = [p for p in notebooks if _is_pattern(p)]; named = set(RUN_FILES) | set(notebooks) - set(pats)
+    out = dict(matches={p: [] for p in pats}, others=[], n_others=0, pickles=[], links=[], folders=[], n=0,
+               stopped=False)
+    with os.scandir(folder) as it:
+        for e in it:
+            if out['n'] >= max_entries: out['stopped'] = True; break
+            out['n'] += 1; name, link = e.name, e.is_symlink()
+            if name.lower().endswith(PICKLE_EXTS): _keep(out['pickles'], name, MAX_LISTED)
+            if link: _keep(out['links'], name, MAX_LISTED)
+            if name.startswith('.') or name in named: continue # named files are looked up directly
+            if name.endswith('.ipynb'): # a linked notebook stays a candidate: copying it refuses it, with the reason
+                if hit := [p for p in pats if fnmatchcase(name, p)]:
+                    for p in hit: _keep(out['matches'][p], name, k)
+                else: out['n_others'] += 1; _keep(out['others'], name, k)
+            elif not link and name not in IGNORED_FOLDERS and e.is_dir(follow_symlinks=False):
+                _keep(out['folders'], name, MAX_LISTED)
+    return out
+
+def _holds(folder:Path, notebooks:tuple) -> bool:
+    "Whether `folder` has a run file or a notebook at its top (a bounded look)."
+    from cnn_course.runs import RUN_FILES
+    if any(os.path.lexists(folder/n) for n in (*RUN_FILES, *notebooks) if not _is_pattern(n)): return True
+    try:
+        with os.scandir(folder) as it:
+            return any(e.name.endswith('.ipynb') and not e.name.startswith('.') for _, e in zip(range(10_000), it))
+    except OSError: return False
+
+def _names(ns:list, n:int=None) -> str:
+    more = f' and {n - len(ns[:10])} more' if n and n > len(ns[:10]) else ''
+    return ', '.join(ns[:10]) + more
+
+def _copy_into(folder:Path, dst:Path, name:str, cap:int, info:dict) -> bool|None:
+    "Copy `folder/name` into `dst`, recording its hash or why it was refused; None when there is no such entry."
+    p = folder/name
+    try: st = os.lstat(p)
+    except (FileNotFoundError, NotADirectoryError): return None
+    except OSError as e: info['refused'][name] = _why(e); return False
+    if stat.S_ISLNK(st.st_mode): _links(folder, [name], info)
+    try: info['hashes'][name] = _copy_regular(p, dst/name, cap); info['bytes'] += (dst/name).stat().st_size; return True
+    except OSError as e:
+        (dst/name).unlink(missing_ok=True); info['refused'][name] = _why(e) if e.errno else str(e); return False
+
+def _links(folder:Path, names:list, info:dict):
+    for n in names:
+        try: info['links'].setdefault(n, os.readlink(folder/n))
+        except OSError: pass # replaced since it was listed
+
+def _root(src:Path, look:dict, notebooks:tuple, named:list, info:dict) -> str:
+    "The one sub-folder to stage from when the top of `src` holds no run file and no notebook ('' for the top)."
+    if look['others'] or any(look['matches'].values()) or any(os.path.lexists(src/n) for n in named): return ''
+    found = [f for f in look['folders'][:20] if _holds(src/f, notebooks)]
+    if len(found) == 1:
+        info['notes'].append(f'Your files were found in the folder {found[0]}/ and graded from there: '
+                             'next time hand them in at the top level of your submission.')
+        return found[0]
+    if found: info['notes'].append(f'Several folders hold a run or a notebook ({_names([f + "/" for f in found])}), '
+                                   'so none was graded: hand in one run and its notebook at the top level.')
+    elif look['links']: info['notes'].append(f'{_names(look["links"])}: symbolic link(s), never followed: '
+                                             'hand in the files themselves.')
+    return ''
+
+def _pick_other(src:Path, dst:Path, look:dict, first:str, max_bytes:int, info:dict):
+    "No expected notebook: the only notebook of another name is graded; among several, none (the student is told)."
+    if look['n_others'] == 1:
+        other = look['others'][0]
+        if _copy_into(src, dst, other, max_bytes, info):
+            info['notebook'] = other
+            info['notes'].append(f'There is no {first}, so your only notebook, {other}, was graded: '
+                                 f'name it {first} next time.')
+        else: info['notes'].append(f'There is no {first}, and your only notebook, {other}, {info["refused"][other]}.')
+    elif look['n_others'] > 1:
+        info['notes'].append(f'There is no {first} and several notebooks ({_names(look["others"], look["n_others"])}), '
+                             f'so none was graded: name the one to be graded {first}.')
+
 def stage_submission(src:Path, # The student's folder
                      dst:Path, # A new private folder
                      max_bytes:int, # Size cap of one file
-                     max_notebooks:int=MAX_NOTEBOOKS, # Notebooks copied (a lesson submission has one per lesson)
+                     max_notebooks:int=MAX_NOTEBOOKS, # Notebooks copied, the expected ones first
+                     notebooks:tuple=('notebook.ipynb',), # Expected notebooks: names, or glob patterns ('01_*.ipynb')
+                     max_total:int|None=None, # Bytes copied in all (default 4×`max_bytes`), expected files exempt
+                     max_entries:int=MAX_ENTRIES, # Entries of a folder looked at when listing it
+                     nested:bool=True, # Stage from the one sub-folder holding a run or notebook if the top has none
                     ) -> dict:
-    "Copy the run files and notebooks of `src` into `dst` safely: {'hashes', 'refused', 'pickles', 'links'}."
-    # imported here, not at the top: a job's child imports this module, and `runs` would bring torch (seconds)
-    from cnn_course.runs import PICKLE_EXTS, RUN_FILES
-    src, dst = Path(src), Path(dst); dst.mkdir(parents=True)
-    info = dict(hashes={}, refused={}, pickles=[], links={})
-    try: entries = sorted(os.scandir(src), key=lambda e: e.name)[:10_000]
+    "Copy the run files and notebooks of `src` into `dst` safely: what was copied, refused and picked, and notes."
+    from cnn_course.runs import RUN_FILES
+    src, dst, notebooks = Path(src), Path(dst), tuple(notebooks)
+    max_total = 4 * max_bytes if max_total is None else max_total
+    dst.mkdir(parents=True)
+    info = dict(hashes={}, refused={}, pickles=[], links={}, notebook=None, notebooks=dict.fromkeys(notebooks),
+                notes=[], root='', skipped=[], bytes=0, scan_stopped=False)
+    named, k = [n for n in (*RUN_FILES, *notebooks) if not _is_pattern(n)], max(1, max_notebooks)
+    try:
+        look = _look(src, notebooks, k, max_entries)
+        if nested and (root := _root(src, look, notebooks, named, info)):
+            _links(src, look['links'], info) # the instructor still sees the top's links
+            info['root'], src = root, src/root; look = _look(src, notebooks, k, max_entries)
     except OSError as e: info['refused']['folder'] = _why(e); return info
-    nbs = [e for e in entries if e.name.endswith('.ipynb')][:max_notebooks]
-    for e in entries:
-        if e.name.lower().endswith(PICKLE_EXTS): info['pickles'].append(e.name); (dst/e.name).touch()
-        if e.is_symlink(): info['links'][e.name] = os.readlink(e.path)
-        if e.name not in RUN_FILES and e not in nbs: continue
-        try: info['hashes'][e.name] = _copy_regular(Path(e.path), dst/e.name, max_bytes)
-        except OSError as err:
-            (dst/e.name).unlink(missing_ok=True); info['refused'][e.name] = _why(err) if isinstance(err, OSError) and err.errno else str(err)
+    if look['stopped']:
+        info['scan_stopped'] = True
+        info['notes'].append(f'Your folder holds more than {max_entries:,} entries; only {max_entries:,} were looked '
+                             f'at for notebooks ({", ".join(named)} are always found by name).')
+    for n in RUN_FILES: _copy_into(src, dst, n, max_bytes, info)
+    there = [] # the expected notebooks present, copied or refused: copied before any other, so no cap keeps them out
+    for n in notebooks:
+        pick = (look['matches'][n] or [None])[0] if _is_pattern(n) else n
+        if pick is None: continue
+        if (ok := _copy_into(src, dst, pick, max_bytes, info)) is not None: there.append(pick)
+        if ok: info['notebooks'][n] = pick
+    info['notebook'] = info['notebooks'].get(notebooks[0]) if notebooks else None
+    if len(notebooks) == 1 and not there: _pick_other(src, dst, look, notebooks[0], max_bytes, info)
+    done = set(info['hashes']) | set(info['refused'])
+    for n in sorted({*(m for ms in look['matches'].values() for m in ms), *look['others']} - done):
+        if sum(h.endswith('.ipynb') for h in info['hashes']) >= max_notebooks: break
+        try: size = os.lstat(src/n).st_size
+        except OSError: continue
+        if info['bytes'] + size > max_total: info['skipped'].append(n); continue
+        _copy_into(src, dst, n, max_bytes, info)
+    for n in look['pickles']: (dst/n).touch(); info['pickles'].append(n)
+    _links(src, look['links'], info); info['links'] = dict(sorted(info['links'].items()))
     return info
 
 # %% ../nbs/12a_sandbox.ipynb #c82b37d4

@@ -16,21 +16,20 @@ from .core import CourseError, UsageError, tune_malloc
 from .distrib import distributed, distrib_overrides, is_main, require_lr, unwrap
 from .backbones import HeadCfg, get_backbone
 from .models import create_model, param_groups
-from .data import get_dls, get_test_dl, split_items
+from .data import check_max_per_class, get_dls, get_test_dl, split_items
 from .images import open_photo
 from .datasets import dataset_path
-from .features import (cached_accuracy, feature_dls, feature_predictions, head_learner, image_predictions,
-                                 quiet, threads)
+from .features import feature_dls, feature_predictions, head_learner, image_predictions, quiet, threads
 from .guards import FiniteGuard, TrainError, check_recipe, check_trained
 from .ntsnet import NTSLoss, NTSNet
 from .featcache import cached, kept_random_states, learner_key
-from .runs import HISTORY_COLS, check_run_folder, load_run, save_run
+from .runs import HISTORY_COLS, check_run_folder, load_run, save_run, validate_meta
 from .finetune import TopModel, fit_top, top_of, top_pooled, top_predictions
 
 # %% auto #0
-__all__ = ['RECIPES', 'SUGGESTERS', 'Recipe', 'recipe_for', 'PhaseHistory', 'KeepBest', 'callbacks', 'make_learner',
-           'MemLRFinder', 'LRSuggestions', 'find_lr', 'fit_frozen', 'fit_unfrozen', 'Timer', 'accuracy_on', 'Trained',
-           'Setup', 'prepare', 'evaluate_splits', 'train', 'quickstart', 'add_commands']
+__all__ = ['RECIPES', 'SUGGESTERS', 'Recipe', 'recipe_for', 'seconds', 'EpochLog', 'KeepBest', 'callbacks', 'make_learner',
+           'MemLRFinder', 'LRSuggestions', 'lr_found', 'find_lr', 'fit_frozen', 'fit_unfrozen', 'Timer', 'accuracy_on',
+           'Trained', 'run_meta', 'Setup', 'prepare', 'evaluate_splits', 'train', 'quickstart', 'add_commands']
 
 # %% ../nbs/08_train.ipynb #603e9184
 @dataclass(frozen=True)
@@ -81,13 +80,30 @@ def recipe_for(arch:str, # A registered backbone
     return replace(r, **{k: v for k, v in overrides.items() if v is not None})
 
 # %% ../nbs/08_train.ipynb #e13f42dc
-class PhaseHistory(Callback):
-    "Appends `{epoch, phase, train_loss, valid_loss, accuracy}` to `rows` after every epoch."
+def seconds(learn:Learner) -> dict:
+    "Seconds spent per phase so far: 'features', 'maps', 'frozen', 'top', 'unfrozen' (kept on the learner)."
+    return learn.__dict__.setdefault('course_seconds', {})
+
+class EpochLog(Callback):
+    "Epoch rows (`HISTORY_COLS`) in `rows`; each phase's seconds, the last fit's peak rate, the last `lr_find` curve."
     order = 60  # after the Recorder has logged the epoch
-    def __init__(self, rows:list, phase:str): self.rows, self.phase = rows, phase
+    def __init__(self, rows:list|None=None, # Where the rows go (default: a new list)
+                 phase='unfrozen', # Every epoch's phase, or `phase(model)` at each fit (`learner.body_phase`)
+                ): self.rows, self.phase_of, self.peak_lr, self.found = [] if rows is None else rows, phase, None, None
+    def _finder(self): return next((cb for cb in self.learn.cbs if isinstance(cb, LRFinder)), None)
+    def before_fit(self):
+        self.t0, self.n, p = time.perf_counter(), len(self.rows), self.phase_of
+        self.phase = p(self.learn.model) if callable(p) else p
+    def _real(self): return getattr(self.learn, 'create_mbar', True) and not self._finder()  # no get_preds, lr_find
     def after_epoch(self):
+        if not self._real(): return
         vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
         self.rows.append(dict(epoch=len(self.rows) + 1, phase=self.phase, **{k: vals.get(k) for k in HISTORY_COLS[2:]}))
+    def after_fit(self):
+        if f := self._finder(): self.found = lr_found(self.recorder.lrs, self.recorder.losses, f.num_it)  # as `find_lr`
+        if not self._real(): return
+        s = seconds(self.learn); s[self.phase] = round(s.get(self.phase, 0) + time.perf_counter() - self.t0, 2)
+        if len(self.rows) > self.n: self.peak_lr = max(self.recorder.lrs)  # the head's peak rate in this fit
 
 class KeepBest(Callback):
     "Keeps the weights of the best epoch by `monitor` and restores them after training."
@@ -104,8 +120,8 @@ class KeepBest(Callback):
 def callbacks(recipe:Recipe, rows:list, phase:str,
               tally:dict|None=None, # Optimiser steps of the run, counted by `FiniteGuard`
              ) -> list:
-    "PhaseHistory, best-epoch keeping, the finite-loss guard, and the recipe's EarlyStopping / ReduceLROnPlateau."
-    cbs = [PhaseHistory(rows, phase), KeepBest(), FiniteGuard(tally)]
+    "The epoch log, best-epoch keeping, the finite-loss guard, and the recipe's EarlyStopping / ReduceLROnPlateau."
+    cbs = [EpochLog(rows, phase), KeepBest(), FiniteGuard(tally)]
     if recipe.patience: cbs.append(EarlyStoppingCallback(monitor='valid_loss', patience=recipe.patience))
     if recipe.plateau: cbs.append(ReduceLROnPlateau(monitor='valid_loss', patience=recipe.plateau, factor=5))
     return cbs
@@ -148,21 +164,30 @@ class LRSuggestions:
         ax.legend(); return ax
     def _repr_markdown_(self): return '| suggestion | lr |\n|---|---|\n' + '\n'.join(f'| {k} | {v:.2e} |' for k, v in self.suggestions.items())
 
+def lr_found(lrs, losses, # What fastai's `Recorder` holds after an `lr_find` fit: its rates and smoothed losses
+             num_it:int, # That fit's mini-batches
+            ) -> LRSuggestions:
+    "`lr_find`'s curve and suggestions as fastai's `lr_find` makes them: the first `num_it//10` and last 5 steps out."
+    lrs, losses = (torch.tensor([float(v) for v in x[num_it//10:-5]]) for x in (lrs, losses))
+    ok = torch.isnan(losses).cumsum(0) == 0; lrs, losses = lrs[ok], losses[ok]  # to the first NaN loss, as fastai cuts
+    def at(f):  # NaN when the curve is too short for the rule (`slide` looks 16 steps back)
+        try: return float(f(lrs, losses, num_it)[0])
+        except IndexError: return math.nan
+    return LRSuggestions({k: at(f) for k, f in SUGGESTERS.items()}, lrs.tolist(), losses.tolist())
+
 def _lr_curve(learn, num_it) -> dict:
     n_epoch = num_it//len(learn.dls.train) + 1
     with learn.no_logging(), learn.no_bar(), kept_random_states(*learn.dls.loaders): learn.fit(n_epoch, cbs=MemLRFinder(num_it=num_it))
-    return dict(lrs=torch.tensor(learn.recorder.lrs[num_it//10:-5]), losses=torch.tensor(learn.recorder.losses[num_it//10:-5]))
+    return dict(lrs=torch.tensor(learn.recorder.lrs), losses=torch.tensor(learn.recorder.losses))  # `lr_found` trims
 
 def find_lr(learn:Learner, # The learner (its frozen/unfrozen state decides what is searched)
             num_it:int=100, # Mini-batches of increasing learning rate
             cache:bool=False, # Reuse the curve of an identical run (`featcache.learner_key`); for loaders of cached features
            ) -> LRSuggestions:
     "Run fastai's LR range test and return its four suggestions; the random states are left as it found them."
-    curve = cached(learner_key(learn, 'lr_find', num_it=num_it), lambda: _lr_curve(learn, num_it)) if cache else _lr_curve(learn, num_it)
-    ok = ~torch.isnan(curve['losses'])
-    lrs, losses = curve['lrs'][ok], curve['losses'][ok]
-    sugg = {k: float(f(lrs, losses, num_it)[0]) for k, f in SUGGESTERS.items()}
-    return LRSuggestions(sugg, lrs.tolist(), losses.tolist())
+    run = lambda: _lr_curve(learn, num_it)  # the whole curve, trimmed by `lr_found` (entries 'lr_find' held it trimmed)
+    curve = cached(learner_key(learn, 'lr_find_curve', num_it=num_it), run) if cache else run()
+    return lr_found(curve['lrs'], curve['losses'], num_it)
 
 # %% ../nbs/08_train.ipynb #d1176a04
 def fit_frozen(learn:Learner, recipe:Recipe, lr:float, rows:list, fdls:DataLoaders|None=None, tally:dict|None=None):
@@ -187,11 +212,9 @@ class Timer:
         t = time.perf_counter(); self.seconds[name] = round(t - self.t0 - sum(self.seconds.values()), 2); return t
     def total(self): return round(time.perf_counter() - self.t0, 2)
 
-def _acc(p, y) -> float: return float((p.argmax(1) == y).float().mean())
-
 def accuracy_on(learn:Learner, dl:DataLoader) -> float:
-    "Accuracy of `learn.model` on a labelled loader (in small batches: faster on a CPU, see `inference.EVAL_BS`)."
-    return _acc(*image_predictions(learn.model, dl))  # the one inference path (`inference.predictions`)
+    "Accuracy of `learn.model` on a labelled loader: fastai's `accuracy` on the one inference path's predictions."
+    return float(accuracy(*image_predictions(learn.model, dl)))  # `inference.predictions`, in batches of `EVAL_BS`
 
 @dataclass
 class Trained:
@@ -214,14 +237,22 @@ def _has_split(dls, name, data, split):
     record = getattr(dls, 'cnn_course', {}).get('split')  # made by `get_dls`: no second scan of the dataset
     return split in record if record else bool(split_items(name, data)[split])
 
-def _meta(name, data, arch, model, dls, recipe, lr, sugg, seed, metrics, timer):
-    b = get_backbone(arch)
-    return dict(arch=arch, classes=list(dls.vocab), size=recipe.size, mean=list(b.mean), std=list(b.std),
-                head=asdict(recipe.head), pretrained=model.pretrained, weights_source=model.weights_source,
-                dataset=name, data_path=str(dataset_path(name, data).resolve()) if data else None,  # from any folder
-                seed=seed, split=dls.cnn_course['split'], recipe=asdict(recipe), lr=lr,
-                lr_suggestions=sugg, epochs=dict(frozen=recipe.freeze_epochs, top=recipe.top_epochs, unfrozen=recipe.epochs),
-                metrics=metrics, seconds={**timer.seconds, 'total': timer.total()})
+def run_meta(learn:Learner, # Trained: its model, classes and (made by `get_dls`) data record
+             recipe:dict, # How: `asdict(Recipe)`, or the settings of a lesson's learner (`Learner.save_run`)
+             lr:float, # The base rate (a lesson's learner: the head's peak rate in its last fit)
+             rows:list, # The epoch rows (`HISTORY_COLS`): each phase's epochs are counted from them
+             metrics:dict, seconds:dict, # Accuracies; seconds per phase with their 'total'
+             lr_suggestions:dict|None=None, # What `lr_find` suggested (None: it did not run)
+             dataset:str|None=None, # Default: the dataset `get_dls` recorded
+            ) -> dict:
+    "`model.json`'s fields (`runs.RUN_FIELDS`), checked: the one writer for `train` and a lesson's `learn.save_run`."
+    m, rec, b = unwrap(learn.model), getattr(learn.dls, 'cnn_course', {}), get_backbone(unwrap(learn.model).arch)
+    data, epochs = rec.get('data'), {p: [r['phase'] for r in rows].count(p) for p in ('frozen', 'top', 'unfrozen')}
+    path = str(dataset_path(rec['name'], data).resolve()) if data else None  # from any folder
+    return validate_meta(dict(arch=m.arch, classes=[str(c) for c in learn.dls.vocab], size=recipe['size'], lr=lr,
+        mean=list(b.mean), std=list(b.std), head=recipe['head'], pretrained=m.pretrained, seed=rec.get('seed'),
+        weights_source=m.weights_source, dataset=dataset or rec.get('name'), data_path=path, split=rec.get('split'),
+        recipe=recipe, lr_suggestions=lr_suggestions, epochs=epochs, metrics=metrics, seconds=seconds), complete=True)
 
 # %% ../nbs/08_train.ipynb #991b1fd8
 @dataclass
@@ -253,7 +284,7 @@ def prepare(dataset:str, # A registered dataset
            ) -> Setup:
     "Seed, data, model and learner for `arch` on `dataset`; the frozen body's features when the recipe caches them."
     recipe, timer, b = recipe_for(arch, pretrained, **distrib_overrides(overrides)), Timer(), get_backbone(arch)
-    check_recipe(recipe, arch)  # before any work: a bad argument never costs a data scan
+    check_recipe(recipe, arch); check_max_per_class(max_per_class)  # before any work: a bad argument never costs a data scan
     tune_malloc()
     set_seed(seed, reproducible=True)
     dls = get_dls(dataset, data, recipe.size, recipe.bs, workers, seed, balanced, (b.mean, b.std), max_per_class=max_per_class)
@@ -281,12 +312,12 @@ def evaluate_splits(learn:Learner, dataset:str, data:Path|None, max_per_class:in
     if trained: preds = lambda dl, tta=False: top_predictions(top, dl, tta)
     elif fdls is not None: preds = lambda dl, tta=False: feature_predictions(learn.model, dl, tta, pooled)
     else: preds = lambda dl, tta=False: image_predictions(learn.model, dl, tta)
-    valid = cached_accuracy(learn, fdls.valid) if fdls is not None and not trained else _acc(*preds(learn.dls.valid))
-    metrics = dict(valid_accuracy=valid)
+    v = image_predictions(learn.model.head, fdls.valid) if fdls is not None and not trained else preds(learn.dls.valid)
+    metrics = dict(valid_accuracy=float(accuracy(*v)))  # the head on the cached valid features: no pass over the images
     if _has_split(learn.dls, dataset, data, 'test'):
         test_dl = get_test_dl(learn.dls, dataset, data, max_per_class=max_per_class)
-        metrics.update(test_accuracy=_acc(*preds(test_dl)), n_test=len(test_dl.dataset))
-        if tta: metrics['test_accuracy_tta'] = _acc(*preds(test_dl, True))
+        metrics.update(test_accuracy=float(accuracy(*preds(test_dl))), n_test=len(test_dl.dataset))
+        if tta: metrics['test_accuracy_tta'] = float(accuracy(*preds(test_dl, True)))
     return metrics
 
 def train(dataset:str, # A registered dataset
@@ -318,7 +349,7 @@ def train(dataset:str, # A registered dataset
                                   None if body_trained else st.top, recipe.tta)  # all processes gather
     timer('evaluate')
     check_trained(learn.model, tally)  # no step taken, or weights not finite: stop here, never save
-    meta = _meta(dataset, data, arch, learn.model, st.dls, recipe, lr, sugg, seed, metrics, timer)
+    meta = run_meta(learn, asdict(recipe), lr, rows, metrics, {**timer.seconds, 'total': timer.total()}, sugg)
     history = pd.DataFrame(rows, columns=HISTORY_COLS)
     if out is not None and is_main(): save_run(out, learn.model, meta, history, overwrite=overwrite)
     return Trained(learn, meta, history, Path(out) if out else None)

@@ -4,21 +4,23 @@
 
 # %% ../nbs/05_weights.ipynb #e2c5683c
 from __future__ import annotations
-import importlib.util, os, re
+import importlib.util, os, re, shutil
 from pathlib import Path
 from urllib.parse import urlparse
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from .core import (CourseError, UsageError, cache_dir, download, file_sha256, is_offline, not_found_message, ChecksumError,
-                             NotAvailableError, OfflineError, OFFLINE_ENV)
+                             NotAvailableError, OfflineError, OFFLINE_ENV, write_atomic)
 from torch import nn
-from .backbones import get_backbone
+from .backbones import BACKBONES, get_backbone
 from .bodies import cut_body, native_model, simple_cnn
 
 # %% auto #0
-__all__ = ['WEIGHT_EXTS', 'WeightsNotFoundError', 'WeightsFileError', 'hf_hub_cache', 'torch_hub_dir', 'course_weights_file',
-           'package_file', 'local_candidates', 'find_local', 'read_state_dict', 'convert_by_position', 'to_native',
-           'download_sources', 'download_weights', 'resolve_weights', 'save_weights', 'create_body']
+__all__ = ['WEIGHT_EXTS', 'HUB_SNAPSHOT', 'WeightsNotFoundError', 'WeightsFileError', 'hf_hub_cache', 'torch_hub_dir',
+           'course_weights_file', 'package_file', 'local_candidates', 'find_local', 'read_state_dict',
+           'convert_by_position', 'to_native', 'download_sources', 'download_weights', 'resolve_weights',
+           'save_weights', 'create_body', 'HubCacheError', 'timm_weights_file', 'install_timm_weights']
 
 # %% ../nbs/05_weights.ipynb #8730676d
 class WeightsNotFoundError(NotAvailableError):
@@ -33,7 +35,8 @@ def _home_cache(): return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'
 
 def hf_hub_cache() -> Path:
     "The Hugging Face hub cache timm downloads into: `$HF_HUB_CACHE`, `$HF_HOME/hub`, or `~/.cache/huggingface/hub`."
-    if os.environ.get('HF_HUB_CACHE'): return Path(os.environ['HF_HUB_CACHE']).expanduser()
+    hub = os.environ.get('HF_HUB_CACHE') or os.environ.get('HUGGINGFACE_HUB_CACHE')  # the old name still counts
+    if hub: return Path(hub).expanduser()
     return Path(os.environ.get('HF_HOME') or _home_cache()/'huggingface').expanduser()/'hub'
 
 def torch_hub_dir() -> Path:
@@ -52,8 +55,10 @@ def package_file(package:str) -> Path|None:
     return files[0] if files else None
 
 # %% ../nbs/05_weights.ipynb #5fc5112d
+def _hf_repo(hub_id): return hf_hub_cache()/f"models--{hub_id.replace('/', '--')}"  # huggingface_hub's folder of a repo
+
 def _hf_files(hub_id):
-    snaps = hf_hub_cache()/f"models--{hub_id.replace('/', '--')}"/'snapshots'
+    snaps = _hf_repo(hub_id)/'snapshots'
     return snaps, sorted(snaps.glob('*/model.safetensors')) + sorted(snaps.glob('*/pytorch_model.bin'))
 
 def local_candidates(arch:str) -> list:
@@ -167,9 +172,8 @@ def resolve_weights(arch:str, # A registered backbone ('ntsnet' resolves its bas
 
 # %% ../nbs/05_weights.ipynb #0f0242ab
 def save_weights(sd:dict, path:Path) -> Path:
-    "Save a state dict as `.safetensors` (contiguous copies, so views and shared tensors are fine)."
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
-    return Path(path)
+    "Save a state dict as `.safetensors`, atomically (contiguous copies, so views and shared tensors are fine)."
+    return write_atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp)))
 
 # %% ../nbs/05_weights.ipynb #6bbbd01b
 def create_body(arch:str, # A registered backbone (not 'ntsnet')
@@ -187,3 +191,57 @@ def create_body(arch:str, # A registered backbone (not 'ntsnet')
     sd, source = resolve_weights(arch, weights)
     model.load_state_dict(sd, strict=True)
     return cut_body(model, arch), source
+
+# %% ../nbs/05_weights.ipynb #fd2d0eec
+class HubCacheError(CourseError, OSError):
+    "The Hugging Face cache (`$HF_HUB_CACHE`, `$HF_HOME/hub`) cannot be written."
+
+HUB_SNAPSHOT = 'cnn-course'  # the snapshot folder of the course's copies (a real download's is a commit hash)
+
+def _timm_file(path, arch):
+    "True when `path` is a `.safetensors` file with exactly timm's key names for `arch` (batch-norm counters aside)."
+    if path is None or path.suffix != '.safetensors': return False
+    with torch.device('meta'): want = {k for k in native_model(arch).state_dict() if not _nbt(k)}
+    with safe_open(str(path), 'pt') as f: return {k for k in f.keys() if not _nbt(k)} == want
+
+def _timm_backbone(arch):
+    b = get_backbone(arch)
+    if b.source != 'timm' or not b.hub_id:
+        names = ', '.join(n for n, x in BACKBONES.items() if x.source == 'timm')
+        raise UsageError(f'{arch!r} is not a timm model on the Hugging Face hub. timm backbones: {names}')
+    return b
+
+def timm_weights_file(arch:str, # A registered timm backbone, e.g. 'tf_efficientnet_lite0'
+                     ) -> Path:
+    "`arch`'s pretrained weights in a `.safetensors` file with timm's names: `pretrained_cfg_overlay=dict(file=...)`."
+    b = _timm_backbone(arch)
+    if _timm_file(found := find_local(b.name), b.name): return found
+    sd, _ = resolve_weights(b.name)  # the one lookup: course folder, caches, package, download
+    native_model(b.name).load_state_dict(sd, strict=True)  # every tensor under timm's own name and shape
+    return save_weights(sd, course_weights_file(b.name))
+
+def install_timm_weights(archs:list|None=None, # timm backbones (default: those whose weights ship in a pip package)
+                        ) -> list:
+    "Copy each backbone's `timm_weights_file` to where timm looks offline: `[(arch, file, what was done)]`."
+    out = []
+    for b in map(_timm_backbone, archs or [n for n, b in BACKBONES.items() if b.source == 'timm' and b.package]):
+        repo = _hf_repo(b.hub_id); ref = repo/'refs'/'main'
+        rev = ref.read_text().strip() if ref.is_file() else HUB_SNAPSHOT
+        snap = repo/'snapshots'/rev
+        there = next((snap/n for n in ('model.safetensors', 'pytorch_model.bin') if (snap/n).is_file()), None)
+        if rev != HUB_SNAPSHOT:
+            fix = f'pass pretrained_cfg_overlay=dict(file=timm_weights_file({b.name!r})) instead'
+            out.append((b.name, there or snap, 'a hub download: left alone' if there else
+                        f'a hub download without weights: left alone; {fix}'))
+        elif there and ref.is_file(): out.append((b.name, there, 'already there'))
+        else:
+            dest, src = there or snap/'model.safetensors', None if there else timm_weights_file(b.name)
+            try:
+                if src: write_atomic(dest, lambda tmp: shutil.copyfile(src, tmp))
+                write_atomic(ref, rev)  # what huggingface_hub reads offline to find the snapshot of 'main'
+            except OSError as e:
+                raise HubCacheError(f'Cannot write the Hugging Face cache {hf_hub_cache()}: {e.strerror or e}. Fix: '
+                                    f'set $HF_HOME to a writable folder, or pass pretrained_cfg_overlay=dict(file='
+                                    f'timm_weights_file({b.name!r})) to vision_learner.') from e
+            out.append((b.name, dest, f'copied from {src}' if src else 'refs/main restored'))
+    return out

@@ -184,3 +184,18 @@ def test_7_2_ntsnet_added_parameters():
     _says(check('7.2', n(m) - n(m.body), model=m), True)
     _says(check('7.2', n(m.navigator), model=m), False, 'navigator alone')
     _says(check('7.2', n(m), model=m), False, 'subtract')
+
+def test_a_threshold_exercise_refuses_a_run_on_generated_shapes(tmp_path, monkeypatch):
+    "A lesson run without its photos trains on shapes: its threshold exercise says it cannot be graded, and how to fix it."
+    from cnn_course.backbones import get_backbone
+    from cnn_course.exercises import check
+    from cnn_course.models import create_model
+    from cnn_course.runs import save_run
+    import cnn_course.lessons  # noqa: F401  (registers the lessons' checks)
+    b, d = get_backbone('simple_cnn'), tmp_path/'runs'/'lesson1'
+    save_run(d, create_model('simple_cnn', 3, pretrained=False), dict(
+        arch='simple_cnn', classes=['circle', 'square', 'triangle'], size=32, mean=list(b.mean), std=list(b.std), head={},
+        pretrained=False, dataset='shapes', metrics={'test_accuracy': 0.99, 'n_test': 30}))
+    monkeypatch.delenv('IN_TEST', raising=False)
+    fb = check('1.3', str(d))
+    assert fb.ok is False and 'cannot be graded' in str(fb) and 'data get' in str(fb), str(fb)

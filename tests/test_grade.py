@@ -104,7 +104,7 @@ def test_scratch_run_fails_transfer_on_weights_not_only_meta(klass, tmp_path):
     meta.update(arch='tf_efficientnet_lite0', pretrained=True, weights_source='package efficientnet-lite0')
     from cnn_course.models import create_model
     from safetensors.torch import save_model
-    m = json.loads((klass['good']/'model.json').read_text()); meta.update(head=m['head'], size=m['size'], mean=m['mean'], std=m['std'])
+    m = json.loads((klass['good']/'model.json').read_text()); meta.update(head=m['head'], size=m['size'], mean=m['mean'], std=m['std'], recipe=m['recipe'])
     save_model(create_model('tf_efficientnet_lite0', 3, pretrained=False, head=__import__('cnn_course.backbones', fromlist=['HeadCfg']).HeadCfg(**m['head'])), str(d/'model.safetensors'))
     (d/'model.json').write_text(json.dumps(meta))
     r = self_check(d/'notebook.ipynb', d, klass['rubric'], data=klass['shapes'])

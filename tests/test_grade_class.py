@@ -1,10 +1,13 @@
 "A real class of careless and hostile submissions graded to completion: one row each, fair whatever the others did, nothing leaked."
-import csv, io, json, os, re, resource, shutil, time
+import csv, io, json, os, re, resource, shutil, signal, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import pytest, torch
 from cnn_course.backbones import HeadCfg
 from cnn_course.models import create_model
-from cnn_course.classroom import InstructorError, grade_class
+from cnn_course.classroom import InstructorError, grade_class, preflight
+from cnn_course.grade import TestSet
+from cnn_course.gradebook import merge_lms, read_csv, safe_name
+from cnn_course.owned import MANIFEST
 from cnn_course.datasets import make_shapes
 from cnn_course.rubric import parse_rubric
 from cnn_course.runs import load_run, save_run
@@ -17,6 +20,10 @@ pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, off
 
 def _meta(d, **kw):
     m = json.loads((d/'model.json').read_text()); m.update(kw); (d/'model.json').write_text(json.dumps(m))
+
+def _sized(meta:dict, size:int) -> dict:
+    "A model.json that declares another image size consistently (its recipe records the size too)."
+    return {**meta, 'size': size, **({'recipe': {**meta['recipe'], 'size': size}} if meta.get('recipe') else {})}
 
 def _hidden(public, dst):
     "The hidden test set: the public test images under names that appear nowhere else."
@@ -48,7 +55,7 @@ def klass(tmp_path_factory):
     save_run(m, r.model, meta); _notebook(m/'notebook.ipynb')
     (sub('metalist')/'model.json').write_text('[1, 2, 3]')
     _meta(sub('classesint'), classes=5); _meta(sub('classesnull'), classes=[1, None, 'square'])
-    _meta(sub('size8000'), size=8000); _meta(sub('bigmem'), size=1024)
+    _meta(sub('size8000'), size=8000); (sub('bigmem')/'model.json').write_text(json.dumps(_sized(json.loads((good/'model.json').read_text()), 1024)))
     _meta(sub('htmlarch'), arch='<b>x</b>|y')
     f = sub('fifo'); (f/'model.json').unlink(); os.mkfifo(f/'model.json')
     n = sub('nbnull'); nb = json.loads((n/'notebook.ipynb').read_text())
@@ -65,12 +72,42 @@ def klass(tmp_path_factory):
     n = sub('nan'); _tamper(n, lambda sd: sd[_head_key(sd, 3)].fill_(float('nan')))
     p = sub('pickle'); (p/'model.safetensors').unlink(); (p/'model.pkl').write_bytes(b'\x80\x04N.')
     sub('L' * 250); sub('=HYPERLINK("evil.example";"click")')
+    for n in NAMES: sub(n)  # names that must come back unchanged from every output
+    sub('cafe').rename(subs/os.fsdecode(b'caf\xe9'))  # a folder name that is not UTF-8
+    save_run(subs/'r18', create_model('resnet18', 3, pretrained=False), dict(arch='resnet18', classes=['circle', 'square', 'triangle'],
+             size=64, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], head={}, pretrained=True, weights_source='timm hub'))
+    _notebook(subs/'r18'/'notebook.ipynb')
+    _meta(sub('permuted'), classes=['triangle', 'square', 'circle'])
+    nest = subs/'nested'/'flowers_project'; shutil.copytree(good, nest); _notebook(nest/'notebook.ipynb')
+    many = sub('manyfiles')
+    for i in range(10_050): (many/f'a{i:05d}.jpg').write_bytes(b'')
+    five = sub('fivenbs')
+    for i in range(5): _notebook(five/f'a_scratch{i}.ipynb', plots=False)
+    for s in (1015, 1016, 1017): (subs/f'tiny{s}').mkdir(); (subs/f'tiny{s}'/'model.json').write_text(
+        json.dumps(_sized(json.loads((good/'model.json').read_text()), s)))
+    (subs/'linkdir').symlink_to(subs/'good'); (subs/'hw.zip').write_bytes(b'PK\x05\x06' + bytes(18))
+    (subs/'notes.txt').write_text('not a submission'); (subs/'.DS_Store').write_bytes(b'\0')
     rubric = parse_rubric(CLASS_RUBRIC, 'class rubric')
     peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tmp = root/'tmp'; tmp.mkdir(); disk = _peak_disk(tmp)
     t0 = time.perf_counter(); g = grade_class(subs, hidden, rubric, out=root/'grades', data=public, progress=False)
-    secs, peak = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rows = {r['student']: r for r in csv.DictReader(open(root/'grades'/'grades.csv'))}
-    return dict(root=root, subs=subs, public=public, hidden=hidden, rubric=rubric, g=g, rows=rows, secs=secs, growth_mb=(peak - peak0)/1024)
+    secs, peak, disk_mb = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, disk()
+    rows = {r['student']: r for r in read_csv((root/'grades'/'grades.csv').read_bytes().decode())}
+    print(f'\nclass of {len(rows)}: graded in {secs:.0f} s, grader memory growth {(peak - peak0)/1024:.0f} MB, '
+          f'peak temporary disk {disk_mb:.0f} MB')  # shown with -s
+    return dict(root=root, subs=subs, public=public, hidden=hidden, rubric=rubric, g=g, rows=rows, secs=secs,
+                growth_mb=(peak - peak0)/1024, disk_mb=disk_mb)
+
+NAMES = ['cr\rname', 'lf\nname', 'x', "'x", '=x', 'tab\tname', 'comma, "quoted"', 'ünï 名前 ✓']
+
+def _peak_disk(folder):
+    "Make `folder` every temporary folder's home (grading work included) and measure its peak size (MB) until called."
+    tempfile.tempdir, stop, peak = str(folder), threading.Event(), [0]
+    def poll():
+        while not stop.wait(0.05): peak[0] = max(peak[0], sum(f.stat().st_size for f in folder.rglob('*') if f.is_file() and not f.is_symlink()))
+    t = threading.Thread(target=poll, daemon=True); t.start()
+    def done(): stop.set(); t.join(); tempfile.tempdir = None; return peak[0] / 2**20
+    return done
 
 EXPECTED = {  # student: (transfer, plots, accuracy, words in the reason of each zero / the feedback)
     'good': (1, 1, 1, 'hidden test accuracy'), 'copycat': (1, 1, 1, 'hidden test accuracy'), 'minmeta': (1, 1, 1, 'not recorded'),
@@ -80,10 +117,14 @@ EXPECTED = {  # student: (transfer, plots, accuracy, words in the reason of each
     'nbints': (1, 0, 1, 'no loss plot found'), 'nbdeep': (1, 0, 1, 'nested too deeply'), 'emptyplot': (1, 0, 1, 'no loss plot found'),
     'linker': (0, 1, 0, 'symbolic link'), 'hiddenphoto': (1, 1, 1, 'a photo of your own'), 'nan': (0, 1, 0, 'not finite'),
     'pickle': (0, 1, 0, 'only the pickle(s)'), 'L' * 250: (1, 1, 1, 'hidden test accuracy'),
-    '=HYPERLINK("evil.example";"click")': (1, 1, 1, 'hidden test accuracy')}
+    '=HYPERLINK("evil.example";"click")': (1, 1, 1, 'hidden test accuracy'),
+    **{n: (1, 1, 1, 'hidden test accuracy') for n in NAMES}, 'caf\\xe9': (1, 1, 1, 'hidden test accuracy'),
+    'r18': (0, 1, 0, 'no pretrained weights for resnet18'), 'permuted': (1, 1, 0, 'in another order'),
+    'nested': (1, 1, 1, 'were found in the folder flowers_project/'), 'manyfiles': (1, 1, 1, 'hidden test accuracy'),
+    'fivenbs': (1, 1, 1, 'hidden test accuracy'), **{f'tiny{s}': (0, 0, 0, 'model.safetensors') for s in (1015, 1016, 1017)},
+    'linkdir': (0, 0, 0, 'symbolic link'), 'hw.zip': (0, 0, 0, 'archive'), 'notes.txt': (0, 0, 0, 'single file')}
 
 def _feedback(klass, student):
-    from cnn_course.classroom import safe_name
     return (klass['root']/'grades'/'feedback'/f'{safe_name(student)}.md').read_text()
 
 @pytest.mark.parametrize('student', EXPECTED, ids=lambda s: s[:20])
@@ -96,16 +137,15 @@ def test_each_student_gets_expected_points_and_a_reason(klass, student):
     assert why.split("'")[0].replace('|', '') in _feedback(klass, student).replace('\\', '')
 
 def test_one_row_per_student_and_the_class_completes(klass):
-    n = len(list(klass['subs'].iterdir()))
-    assert len(klass['rows']) == n >= 20 and {r.student for r in klass['g'].results} == set(EXPECTED) | {'concat'}
+    n = len([p for p in klass['subs'].iterdir() if not p.name.startswith('.')])
+    assert len(klass['rows']) == n >= 40 and {r.student for r in klass['g'].results} == set(EXPECTED) | {'concat'}
     assert (klass['root']/'grades'/'summary.md').exists() and len(list((klass['root']/'grades'/'feedback').glob('*.md'))) == n
 
 def test_grades_do_not_depend_on_order_or_workers(klass, tmp_path):
     "The same class in reverse order with two workers, and the good student alone, first and last: identical rows."
     subs = sorted(klass['subs'].iterdir())
     grade_class(subs[::-1], klass['hidden'], klass['rubric'], out=tmp_path/'rev', data=klass['public'], progress=False, workers=2)
-    key = lambda t: sorted(t.splitlines())
-    assert key((tmp_path/'rev'/'grades.csv').read_text()) == key((klass['root']/'grades'/'grades.csv').read_text())
+    assert (tmp_path/'rev'/'grades.csv').read_bytes() == (klass['root']/'grades'/'grades.csv').read_bytes()
     good = klass['subs']/'good'
     for order in ([good], [good, klass['subs']/'concat'], [klass['subs']/'concat', klass['subs']/'below', good]):
         g = grade_class(order, klass['hidden'], klass['rubric'], data=klass['public'], progress=False)
@@ -122,8 +162,8 @@ def test_hidden_test_names_never_reach_feedback(klass):
     assert str(klass['hidden']) not in (klass['root']/'grades'/'grades.csv').read_text()
 
 def test_outputs_are_safe_to_open(klass):
-    text = (klass['root']/'grades'/'grades.csv').read_text()
-    cells = [r['student'] for r in csv.DictReader(io.StringIO(text))]
+    text = (klass['root']/'grades'/'grades.csv').read_bytes().decode()
+    cells = [r['student'] for r in csv.DictReader(io.StringIO(text, newline=''))]
     assert '\'=HYPERLINK("evil.example";"click")' in cells and not [c for c in cells if c[:1] in '=+-@']
     md = _feedback(klass, 'htmlarch')
     assert '<b>' not in md
@@ -147,8 +187,11 @@ def test_hostile_inputs_finish_within_limits_and_memory_stays_bounded(klass):
 def test_out_with_an_earlier_grading_needs_overwrite_and_is_replaced_whole(klass, tmp_path):
     out = tmp_path/'g'; two = [klass['subs']/'good', klass['subs']/'below']
     grade_class(two, klass['hidden'], klass['rubric'], out=out, progress=False)
-    (out/'feedback'/'stale_student.md').write_text('old')
     with pytest.raises(InstructorError, match='--overwrite'): grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False)
+    (out/'feedback'/'stale_student.md').write_text('added by hand')
+    with pytest.raises(InstructorError, match='did not write.*stale_student.md'):
+        grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False, overwrite=True)
+    (out/'feedback'/'stale_student.md').unlink()
     grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False, overwrite=True)
     assert sorted(p.name for p in (out/'feedback').iterdir()) == ['good.html', 'good.md']
     (tmp_path/'other').mkdir(); (tmp_path/'other'/'thesis.tex').write_text('x')
@@ -162,20 +205,94 @@ def test_instructor_problems_stop_before_any_grading(klass, tmp_path):
     assert 'circle/' in str(e.value) and not (tmp_path/'g').exists()
     (bad/'square').rename(tmp_path/'gone'); (bad/'square').mkdir()
     with pytest.raises(InstructorError, match='square hold no images'): grade_class([klass['subs']/'good'], bad, klass['rubric'], progress=False)
-    r18 = tmp_path/'r18'; save_run(r18, create_model('resnet18', 3, pretrained=False), dict(
-        arch='resnet18', classes=['circle', 'square', 'triangle'], size=64, mean=[0.5]*3, std=[0.25]*3, head={}, pretrained=True, weights_source='timm hub'))
-    with pytest.raises(InstructorError, match='No pretrained weights on this machine for: resnet18'):
-        grade_class([klass['subs']/'good', r18], klass['hidden'], klass['rubric'], progress=False)
+    allowed = parse_rubric(CLASS_RUBRIC.replace('allowed = []', 'allowed = ["resnet18", "tf_efficientnet_lite0"]'))
+    with pytest.raises(InstructorError, match='No pretrained weights on this machine for: no pretrained weights for resnet18'):
+        grade_class([klass['subs']/'good'], klass['hidden'], allowed, progress=False)  # the instructor's own rubric names it
 
 def test_ntsnet_runs_are_graded_for_transfer(klass, tmp_path):
     "NTS-Net's body is compared with its base backbone's pretrained weights (here a stand-in resnet50 file)."
     import timm
     from cnn_course.weights import course_weights_file, save_weights
     save_weights(timm.create_model('resnet50', pretrained=False).state_dict(), course_weights_file('resnet50'))
-    meta = dict(classes=['circle', 'square', 'triangle'], size=64, mean=[0.5]*3, std=[0.25]*3, head={}, arch='ntsnet')
+    meta = dict(classes=['circle', 'square', 'triangle'], size=64, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], head={},
+                arch='ntsnet')
     save_run(tmp_path/'subs'/'pre', create_model('ntsnet', 3, pretrained=True), {**meta, 'pretrained': True, 'weights_source': 'course weights'})
     save_run(tmp_path/'subs'/'liar', create_model('ntsnet', 3, pretrained=False), {**meta, 'pretrained': True, 'weights_source': 'course weights'})
     g = {r.student: r for r in grade_class(tmp_path/'subs', klass['hidden'], klass['rubric'], progress=False).results}
     assert g['pre'].points['transfer'] == 1, g['pre'].reasons
     assert g['liar'].points['transfer'] == 0 and 'random init' in g['liar'].reasons['transfer']
     assert g['pre'].accuracy is not None  # evaluated, not an error
+
+# Issue: an instructor's data is sacred (each test below failed on the grader before it).
+
+def _snapshot(folder): return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob('*')) if p.is_file()}
+
+def test_overwrite_never_deletes_what_the_grader_did_not_write(klass, tmp_path):
+    "A folder holding an instructor's files beside a summary.md (and the submissions, and the hidden test set) is never touched."
+    out = tmp_path/'course'; out.mkdir(); (out/'summary.md').write_text('my own summary'); (out/'notes.txt').write_text('notes')
+    shutil.copytree(klass['subs']/'good', out/'subs'/'good'); shutil.copytree(klass['hidden'], out/'hidden')
+    before = _snapshot(out)
+    for args in ((out/'subs', out/'hidden'), ([klass['subs']/'good'], klass['hidden'])):
+        for overwrite in (False, True):
+            with pytest.raises(InstructorError, match='holds the submissions|not a grading folder'):
+                grade_class(args[0], args[1], klass['rubric'], out=out, overwrite=overwrite, progress=False)
+    assert _snapshot(out) == before
+    with pytest.raises(InstructorError, match='lies inside the submissions'):
+        grade_class(klass['subs'], klass['hidden'], klass['rubric'], out=klass['subs']/'grades', progress=False)
+
+def test_a_kill_between_the_renames_is_recovered_by_the_next_run(klass, tmp_path):
+    out = tmp_path/'g'; one = [klass['subs']/'good']; mine = tmp_path/'mine.txt'; mine.write_text('instructor')
+    grade_class(one, klass['hidden'], klass['rubric'], out=out, progress=False)
+    code = (f'from cnn_course.classroom import grade_class; from cnn_course.rubric import parse_rubric\n'
+            f'grade_class([{str(one[0])!r}], {str(klass["hidden"])!r}, parse_rubric({CLASS_RUBRIC!r}), out={str(out)!r}, '
+            f'progress=False, overwrite=True, formats=("canvas",))')
+    p = subprocess.run([sys.executable, '-c', code], env={**os.environ, 'CNN_COURSE_KILL_AT': 'moved-old'}, capture_output=True, text=True)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    assert not out.exists() and len(list(tmp_path.glob('.g.*'))) == 2  # both gradings beside it, as the kill left them
+    grade_class(one, klass['hidden'], klass['rubric'], out=out, progress=False, overwrite=True)
+    assert (out/'grades.csv').exists() and not (out/'lms.csv').exists() and not list(tmp_path.glob('.g.*'))
+    assert mine.read_text() == 'instructor' and (out/MANIFEST).exists()
+
+def test_out_dot_is_refused_before_any_grading(klass, tmp_path):
+    cli = Path(sys.executable).parent/'cnn-course'
+    p = subprocess.run([str(cli), 'grade', 'subs', '--test-data', str(klass['hidden']), '--out', '.'], cwd=klass['root'],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and 'holds the submissions' in p.stderr and 'Traceback' not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (klass['root']/MANIFEST).exists()
+
+def test_names_round_trip_through_every_export(klass, tmp_path):
+    names = [r.student for r in klass['g'].results]
+    assert set(NAMES) | {'caf\\xe9'} <= set(names) and len(set(names)) == len(names)
+    g = klass['g']; g.save(tmp_path/'g', formats=('gradescope', 'canvas'))
+    csv_rows = read_csv((tmp_path/'g'/'grades.csv').read_bytes().decode())
+    assert [r['student'] for r in csv_rows] == names and all(float(r['total']) == x.total for r, x in zip(csv_rows, g.results))
+    lms = read_csv((tmp_path/'g'/'lms.csv').read_bytes().decode())
+    assert sorted(r['Student ID'] for r in lms) == sorted(names)
+    merged = read_csv(merge_lms({'P1': tmp_path/'g'/'grades.csv', 'P2': tmp_path/'g'/'grades.csv'}))
+    assert sorted(r['Student ID'] for r in merged) == sorted(names) and all(r['P1'] == r['P2'] for r in merged)
+    got = {json.loads(f.read_text())['extra_data']['student'] for f in (tmp_path/'g'/'gradescope').iterdir()}
+    assert got == set(names)
+    assert len({safe_name(n) for n in names}) == len(names)
+    assert 'not UTF-8' in (klass['root']/'grades'/'summary.md').read_text()
+
+def test_every_entry_gets_a_row_and_the_summary_names_what_was_not_graded(klass):
+    s = (klass['root']/'grades'/'summary.md').read_text().replace('\\', '')
+    assert 'not graded (a zero row with the reason): hw.zip, linkdir, notes.txt' in s and 'skipped hidden entries: .DS_Store' in s
+    assert 'transfer could not be checked for r18' in s
+
+def test_the_preflight_decodes_at_shared_sizes_only(klass, tmp_path):
+    "Ten 1 KB submissions declaring sizes 1015-1024 once made the grader decode the test set ten times; now once, small."
+    meta = json.loads((klass['subs']/'good'/'model.json').read_text())
+    test = TestSet(klass['hidden']); refs, missing = preflight(test, klass['rubric'], [_sized(meta, s) for s in range(1015, 1025)], tmp_path)
+    assert list(test.pixel_files) == [64] and sum(f.stat().st_size for f in tmp_path.glob('pixels_*')) < 2**20
+    res = {r.student: r for r in klass['g'].results}
+    assert all(res[f'tiny{s}'].seconds < 30 for s in (1015, 1016, 1017))
+
+def test_a_class_of_forty_stays_within_memory_and_disk_bounds(klass):
+    assert len(klass['g'].results) >= 40
+    assert klass['growth_mb'] < 500, klass['growth_mb']  # the grader itself never holds a student's model
+    # Temporary disk: the staged copies of what the class handed in (run files and notebooks, each capped), plus the
+    # grader's own shared work (test-set pixels at the shared sizes, features), all removed at the end.
+    handed_in = sum(f.stat().st_size for f in klass['subs'].rglob('*') if f.is_file() and not f.is_symlink()) / 2**20
+    assert klass['disk_mb'] < handed_in + 32, (klass['disk_mb'], handed_in)
+    assert not list(Path(klass['root']/'tmp').glob('cnn_course_*'))  # the grading's work folder is gone

@@ -168,26 +168,27 @@ def _with_meta(run:Path, out:Path, **kw) -> Path:
     (out/'model.json').write_text(json.dumps(m)); return out
 
 def test_the_other_lessons_are_graded_from_runs_curves_and_models(klass, tmp_path):
-    "3.x, 4.x and 7.2 on the grader's side: a saved history, the recorded lr_find curve, the registry's models, four runs' metadata."
+    "3.x, 4.1 and 7.2 on the grader's side: a saved history (for the instructor), its own lr_find curve, the registry's models."
     from cnn_course.exercises import EXERCISES
     from cnn_course.exercise_grades import Submission, grade_exercise
     from cnn_course.ntsnet import NTSConfig, create_ntsnet
     from cnn_course.train import LRSuggestions
-    good, s = klass['root']/'good_run', Submission(tmp_path, {})
+    good, s = klass['root']/'good_run', Submission(tmp_path, {})  # 4.2: tests/test_exercise_claims.py
     rec = lambda i, a, **ctx: check(i, a, **ctx)._repr_mimebundle_()[ANSWER_MIME]['answer']
     grade = lambda i, a: grade_exercise(EXERCISES[i], s, a)
     # 3.2: the saved over-fitting run's history
     assert not grade('3.2', 3)[0] and "save_run('runs/lesson3/overfit'" in grade('3.2', 3)[1]
     h = dict(epoch=[1, 2, 3, 4, 5], phase=['frozen']*5, train_loss=[1, .8, .6, .4, .2], valid_loss=[1, .7, .6, .65, .8], accuracy=[.5]*5)
     run = _with_meta(good, tmp_path/'runs/lesson3/overfit'); (run/'history.csv').write_text(__import__('pandas').DataFrame(h).to_csv(index=False))
-    assert grade('3.2', 3)[0] and not grade('3.2', 5)[0]
-    # 3.1: the rate judged on the curve recorded with it
+    ok, why = grade('3.2', 3)
+    assert ok is None and why.startswith('For the instructor') and 'after epoch 3 of 5' in why, why  # history.csv is the notebook's
+    # 3.1: the rate judged on the grader's own curve (here a given one), never on the one recorded with it
     lrs = np.geomspace(1e-7, 10, 100); x = np.log10(lrs)
     loss = 2.3 - 1.6/(1 + np.exp(-2.5*(x + 3))) + 2*np.exp(2.5*(x + .5))
-    curve = LRSuggestions({'valley': 1e-3}, lrs.tolist(), loss.tolist())
+    curve = LRSuggestions({'valley': 1e-3}, lrs.tolist(), loss.tolist()); s.sets['lr_find', 'eggs'] = curve
     assert grade('3.1', rec('3.1', 1e-3, sugg=curve))[0]
     assert 'too high' in grade('3.1', rec('3.1', 1.0, sugg=curve))[1]
-    assert 'no lr_find curve' in grade('3.1', {'lr': 1e-3})[1]
+    assert grade('3.1', {'lr': 1e-3})[0] and grade('3.1', 1e-3)[0]  # no recorded curve needed
     # 4.1 and 7.2: counted on the registry's models (random weights: only the shapes count)
     m = create_model('tf_efficientnet_lite0', len(get_dataset('grocery10').classes), pretrained=False)
     bn = sum(p.numel() for mod in m.body.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) for p in mod.parameters(recurse=False))
@@ -195,9 +196,16 @@ def test_the_other_lessons_are_graded_from_runs_curves_and_models(klass, tmp_pat
     assert grade('4.1', want)[0] and not grade('4.1', sum(p.numel() for p in m.parameters()))[0]
     nts = create_ntsnet(4, 'tf_efficientnet_lite0', pretrained=False, cfg=NTSConfig(proposals=4, cat=2, sizes=(0.25, 0.4, 0.6)))
     assert grade('7.2', sum(p.numel() for p in nts.parameters()) - sum(p.numel() for p in nts.body.parameters()))[0]
-    # 4.2: the table of lesson 4's four saved runs: the most accurate within the median seconds
-    for name, arch, acc, sec in (('simple_cnn', 'simple_cnn', .6, 10), ('lite0', 'tf_efficientnet_lite0', .8, 20),
-                                 ('lite1', 'tf_efficientnet_lite1', .7, 30), ('lite2', 'tf_efficientnet_lite2', .9, 40)):
-        _with_meta(good, tmp_path/'runs/lesson4'/name, arch=arch, metrics={'test_accuracy': acc, 'n_test': 50}, seconds={'total': sec})
-    assert grade('4.2', 'tf_efficientnet_lite0')[0]
-    assert 'took longer' in grade('4.2', 'tf_efficientnet_lite2')[1]
+
+def test_exercises_for_the_instructor_are_blank_in_the_gradebook_and_listed():
+    "An exercise the grader cannot judge is no zero: a blank cell, a 📝 in the feedback, a line in the summary."
+    from cnn_course.grade import Result
+    from cnn_course.gradebook import ClassGrades, read_csv
+    from cnn_course.lesson_grade import _pending
+    rub = lessons_rubric([2]); r = Result('ann', rub)
+    for c in rub.criteria: r.set(c, c.id != '2.1', 'For the instructor' if c.id == '2.1' else 'ok')
+    r.pending = {'2.1'}
+    row = read_csv(ClassGrades(rub, [r]).csv())[0]
+    assert row['2.1'] == '' and float(row['total']) == sum(c.points for c in rub.criteria if c.id != '2.1')
+    assert '📝' in r.markdown() and '?/' in r.markdown()
+    assert _pending([r]) == [next(l for l in _pending([r]) if l.startswith('exercise 2.1 is yours to grade') and l.endswith('ann'))]

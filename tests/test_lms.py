@@ -2,7 +2,8 @@
 import csv, io, json, os, shutil, stat, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
-from cnn_course.classroom import grade_class, merge_lms
+from cnn_course.classroom import grade_class
+from cnn_course.gradebook import merge_lms
 from cnn_course.datasets import make_shapes
 from cnn_course.rubric import parse_rubric
 from cnn_course.train import train
@@ -69,3 +70,18 @@ def test_bundle_run_autograder_as_gradescope_does(setup, tmp_path):
     r = subprocess.run(['bash', str(ag/'source'/'run_autograder')], env=env, capture_output=True, text=True, timeout=300)
     res = json.loads((ag/'results'/'results.json').read_text())
     check_results(res, setup['rubric']); assert res['score'] == 0 and 'not a regular file' in res['tests'][0]['output']
+
+def test_lms_csv_keeps_distinct_students_and_never_replaces_a_file_unasked(tmp_path):
+    "`x` and `'x` (and a name holding a carriage return) stay distinct rows with their own totals; --out is not clobbered."
+    from cnn_course.gradebook import _csv, read_csv
+    g = tmp_path/'g'; g.mkdir()
+    (g/'grades.csv').write_bytes(_csv(['student', 'total'], [['x', 1.0], ["'x", 2.0], ['a\rb', 3.0]]).encode())
+    cli, out = str(Path(sys.executable).parent/'cnn-course'), tmp_path/'all.csv'
+    r = subprocess.run([cli, 'lms-csv', f'P1={g}', '--out', str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert {row['Student ID']: row['P1'] for row in read_csv(out.read_bytes().decode())} == {'x': '1.0', "'x": '2.0', 'a\rb': '3.0'}
+    out.write_text('my gradebook')
+    r = subprocess.run([cli, 'lms-csv', f'P1={g}', '--out', str(out)], capture_output=True, text=True)
+    assert r.returncode != 0 and '--overwrite' in r.stderr and out.read_text() == 'my gradebook'
+    r = subprocess.run([cli, 'lms-csv', f'P1={g}', '--out', str(out), '--overwrite'], capture_output=True, text=True)
+    assert r.returncode == 0 and 'a\rb' in out.read_bytes().decode()

@@ -1,0 +1,82 @@
+"A lesson's learner is guarded and saved like a `cnn-course train` run: one guard, one model.json, one lr_find curve."
+import json, re
+import pytest, torch
+from fastai.vision.all import Callback
+from cnn_course.data import get_block, split_items
+from cnn_course.datasets import make_shapes
+from cnn_course.guards import TrainError
+from cnn_course.learner import course_learner, lr_curve
+from cnn_course.runs import validate_meta
+from cnn_course.train import find_lr, prepare, train
+
+pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
+
+@pytest.fixture()
+def shapes(tmp_path): return make_shapes(tmp_path/'shapes', n_classes=3, size=40, n_per_class=30, seed=0)
+
+def _lesson(shapes, arch='simple_cnn'):
+    "A learner made as the lessons make it: fastai's `DataBlock` lines, then `course_learner`."
+    items = split_items('shapes', shapes)
+    dls = get_block('shapes', items['valid'], size=64).dataloaders(items['train'] + items['valid'], bs=16, num_workers=0)
+    learn = course_learner(dls, arch, pretrained=arch != 'simple_cnn')  # a from-scratch CNN has no pretrained weights
+    learn.test_dl = dls.test_dl(items['test'], with_labels=True)
+    return learn
+
+def _template(msg:str) -> str: return re.sub(r'\d[\d.e+-]*|nan|inf', '#', msg)  # where and at which rate: the run's own
+
+def test_a_diverged_lesson_fit_is_refused_at_save_with_the_message_cnn_course_train_gives(shapes, tmp_path):
+    learn = _lesson(shapes)
+    with pytest.raises(TrainError) as fit: learn.fit_one_cycle(1, 1e3)  # the guard stops the fit...
+    with pytest.raises(TrainError) as save: learn.save_run(tmp_path/'lesson', learn.test_dl, dataset='shapes')  # ...and the save
+    with pytest.raises(TrainError) as cli:  # the same data, batch size and rate through `cnn-course train`
+        train('shapes', 'simple_cnn', data=shapes, out=tmp_path/'cli', pretrained=False, lr=1e3, epochs=1, size=64, bs=16)
+    assert str(save.value) == str(fit.value) and str(save.value).startswith('The training loss became'), str(save.value)
+    assert _template(str(save.value)) == _template(str(cli.value)), (str(save.value), str(cli.value))
+    assert not (tmp_path/'lesson').exists() and not (tmp_path/'cli').exists()
+
+def test_a_diverged_frozen_fit_on_cached_features_leaves_the_learner_usable(shapes, tmp_path):
+    learn, threads = _lesson(shapes, 'tf_efficientnet_lite0'), torch.get_num_threads()
+    dls = learn.dls
+    with pytest.raises(TrainError, match='The training loss became') as e: learn.fine_tune(1, base_lr=1e3, freeze_epochs=4)
+    assert learn.dls is dls and torch.get_num_threads() == threads  # the images and the threads are back
+    stopped = int(re.search(r'at epoch (\d+)', str(e.value))[1])
+    assert list(learn.history.phase) == ['frozen']*(stopped - 1)  # the epoch it stopped in is never recorded
+    with pytest.raises(TrainError, match='The training loss became'): learn.save_run(tmp_path/'run')
+    assert not (tmp_path/'run').exists()
+
+def test_an_untrained_lesson_learner_is_not_saved(shapes, tmp_path):
+    with pytest.raises(TrainError, match='no optimiser step'): _lesson(shapes).save_run(tmp_path/'run')
+    assert not (tmp_path/'run').exists()
+
+def test_a_lesson_run_and_a_cli_run_pass_one_schema_with_the_same_fields(shapes, tmp_path):
+    learn = _lesson(shapes, 'tf_efficientnet_lite0')
+    sugg = learn.lr_find(show_plot=False)
+    learn.fine_tune(1, base_lr=sugg.valley, freeze_epochs=2)
+    learn.save_run(tmp_path/'lesson', learn.test_dl, dataset='shapes')
+    train('shapes', data=shapes, out=tmp_path/'cli', size=64, freeze_epochs=2, top_epochs=0, epochs=1)
+    lesson, cli = (json.loads((tmp_path/r/'model.json').read_text()) for r in ('lesson', 'cli'))
+    for m in (lesson, cli): validate_meta(m, complete=True)
+    assert set(lesson) == set(cli)
+    assert lesson['epochs'] == cli['epochs'] == {'frozen': 2, 'top': 0, 'unfrozen': 1}
+    assert lesson['lr_suggestions']['valley'] == pytest.approx(sugg.valley)  # fastai's own suggestion, recorded
+    assert sugg.valley/4 < lesson['lr'] <= sugg.valley/2  # the head's peak rate in the last fit: `fine_tune` halves base_lr
+    assert lesson['recipe']['size'] == cli['size'] == 64 and lesson['recipe']['label_smoothing'] == cli['recipe']['label_smoothing']
+    assert lesson['dataset'] == cli['dataset'] == 'shapes' and set(lesson['metrics']) == set(cli['metrics'])
+    with pytest.raises(Exception, match='lacks the field'): validate_meta({k: v for k, v in lesson.items() if k != 'lr'}, complete=True)
+
+class Explode(Callback):
+    "From the 8th batch on, a training loss far above any a real training reaches (as a too-high rate makes)."
+    order = 50  # before `FiniteGuard` looks at it
+    def after_loss(self):
+        if self.training and self.iter >= 8: self.learn.loss = self.loss * 1e6
+
+def test_lr_find_curves_are_trimmed_one_way_and_the_guard_leaves_lr_find_alone(shapes):
+    learn = _lesson(shapes, 'tf_efficientnet_lite0')
+    with learn.added_cbs(Explode()): sugg = learn.lr_find(show_plot=False)  # its loss explodes: no `TrainError`
+    assert learn.finite_guard.tally == {}  # lr_find's steps train nothing
+    r, curve = learn.recorder, lr_curve(learn, sugg)
+    assert curve.lrs == pytest.approx([float(x) for x in r.lrs[100//10:-5]])  # fastai's `lr_find` trim: [num_it//10:-5]
+    assert curve.suggestions['valley'] == sugg.valley == learn.epoch_log.found.suggestions['valley']
+    hl = prepare('shapes', data=shapes, size=64).lr_learner()
+    cli = find_lr(hl, num_it=40)
+    assert cli.lrs == pytest.approx([float(x) for x in hl.recorder.lrs[40//10:-5]])

@@ -8,9 +8,10 @@ import contextlib, difflib, hashlib, json, os, shutil
 from dataclasses import dataclass
 from typing import NamedTuple
 from pathlib import Path
-from .core import (DATA_ENV, ArchiveError, NotAvailableError, OfflineError, ChecksumError, cache_dir, data_root,
-                             download, extract, kill_point, new_sibling, not_found_message, recover_folder, siblings,
-                             swap_folder, UnknownNameError, write_atomic)
+from .core import (DATA_ENV, NotAvailableError, OfflineError, ChecksumError, cache_dir, data_root, kill_point,
+                             new_sibling, not_found_message, recover_folder, siblings, swap_folder, UnknownNameError,
+                             write_atomic)
+from .downloads import ArchiveError, download, extract
 from .layout import SPLITS, class_dirs, has_splits, image_files, split_counts, split_files
 from .shapes import make_digits, make_shapes
 from .sources import Pin, lay_out

@@ -8,7 +8,8 @@ import hashlib, io, os, re, stat, warnings
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from .core import CourseError, cache_dir, download
+from .core import CourseError, cache_dir
+from .downloads import download
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'URL_RE', 'ImageError', 'ImageTooLarge', 'to_rgb', 'image_size', 'open_image', 'center_crop',

@@ -8,7 +8,8 @@ import hashlib, os, posixpath, random, re, shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
-from .core import ArchiveError, ChecksumError, extract
+from .core import ChecksumError
+from .downloads import ArchiveError, extract
 from .layout import IMAGE_EXTS, split_ordered
 
 # %% auto #0

@@ -10,8 +10,9 @@ from urllib.parse import urlparse
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from .core import (CourseError, UsageError, cache_dir, download, file_sha256, is_offline, not_found_message, ChecksumError,
+from .core import (CourseError, UsageError, cache_dir, is_offline, not_found_message, ChecksumError,
                              NotAvailableError, OfflineError, OFFLINE_ENV, write_atomic)
+from .downloads import download, file_sha256
 from torch import nn
 from .backbones import BACKBONES, get_backbone
 from .bodies import cut_body, native_model, simple_cnn

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 import pytest
 from PIL import Image
-from cnn_course import core
+from cnn_course import core, downloads
 from cnn_course.core import NotAvailableError
 from cnn_course.datasets import DATASETS, MARKER, PhotosMissing, dataset_path, get_and_report, need_photos
 from cnn_course.layout import SPLITS, split_counts, split_files
@@ -26,7 +26,7 @@ def home(tmp_path, monkeypatch):
     "A fresh course home, online, without $CNN_COURSE_DATA; a URL nobody serves fails as if the network were down."
     monkeypatch.setenv('CNN_COURSE_HOME', str(tmp_path/'home'))
     for v in ('CNN_COURSE_DATA', 'CNN_COURSE_OFFLINE', 'HF_HUB_OFFLINE'): monkeypatch.delenv(v, raising=False)
-    monkeypatch.setattr(core, '_open_url', _refuse)
+    monkeypatch.setattr(downloads, '_open_url', _refuse)
     return tmp_path/'home'
 
 def _refuse(url, timeout): raise urllib.error.URLError(f'network disabled in tests ({url})')
@@ -34,8 +34,8 @@ def _refuse(url, timeout): raise urllib.error.URLError(f'network disabled in tes
 def serve(monkeypatch, url, archive):
     "Answer the registry's `url` with the local file `archive` (through a file:// URL); every other URL fails."
     real = urllib.request.urlopen
-    monkeypatch.setattr(core, '_open_url', lambda u, timeout: real(Path(archive).as_uri(), timeout=timeout) if u == url
-                        else _refuse(u, timeout))
+    serve_one = lambda u, timeout: real(Path(archive).as_uri(), timeout=timeout) if u == url else _refuse(u, timeout)
+    monkeypatch.setattr(downloads, '_open_url', serve_one)
 
 def blob(data:bytes) -> str: return hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()
 
@@ -199,7 +199,7 @@ def test_get_is_checked_against_the_pin(home, tmp_path, monkeypatch):
     serve(monkeypatch, pin.url, github_zip(tmp_path/'eggs.zip', pin, files))
     p = dataset_path('eggs')
     assert {(s, c, n) for (s, c), ns in listing(p).items() for n in ns} == set(expected)
-    monkeypatch.setattr(core, '_open_url', lambda *a: pytest.fail('a second get must not download'))
+    monkeypatch.setattr(downloads, '_open_url', lambda *a: pytest.fail('a second get must not download'))
     assert dataset_path('eggs') == p
     assert 'from Toni2Morales/ClasificadorImagenes @ e3129a0e: 20 photos, each checked' in get_and_report('eggs')
 
@@ -227,7 +227,7 @@ def test_interrupted_download_then_a_whole_dataset(home, tmp_path, monkeypatch):
         def read(self, n=-1):
             if self.tell() >= len(arc)//2: raise urllib.error.URLError('connection reset')
             return super().read(min(n, 1000))
-    monkeypatch.setattr(core, '_open_url', lambda url, timeout: HalfThenReset(arc))
+    monkeypatch.setattr(downloads, '_open_url', lambda url, timeout: HalfThenReset(arc))
     with pytest.raises(NotAvailableError, match='connection reset'): dataset_path('eggs')
     assert not list((home/'downloads').iterdir()) and not (home/'datasets'/'eggs').exists()
     part = home/'downloads'/f'eggs-{pin.commit[:12]}.zip.part'
@@ -242,9 +242,9 @@ def test_killed_before_the_swap_then_finished(home, tmp_path, monkeypatch):
     pin, files, expected = toy_eggs(tmp_path, monkeypatch)
     github_zip(tmp_path/'eggs.zip', pin, files)
     code = ('import sys, urllib.request; from dataclasses import replace; from pathlib import Path\n'
-            'from cnn_course import core, datasets as D\n'
+            'from cnn_course import downloads, datasets as D\n'
             "eggs = D.DATASETS['eggs']; D.DATASETS['eggs'] = replace(eggs, pin=eggs.pin._replace(digest=sys.argv[1]))\n"
-            "core._open_url = lambda u, timeout: urllib.request.urlopen(Path(sys.argv[2]).as_uri())\n"
+            "downloads._open_url = lambda u, timeout: urllib.request.urlopen(Path(sys.argv[2]).as_uri())\n"
             "D.dataset_path('eggs')\n")
     env = {**os.environ, 'CNN_COURSE_KILL_AT': 'laid-out', 'CNN_COURSE_HOME': str(home)}
     r = subprocess.run([sys.executable, '-c', code, pin.digest, str(tmp_path/'eggs.zip')], env=env,
@@ -269,7 +269,7 @@ def test_an_unsafe_archive_writes_nothing_outside(home, tmp_path, monkeypatch, b
     before = sorted(p for p in tmp_path.rglob('*') if p.is_relative_to(tmp_path) and not p.is_relative_to(home))
     serve(monkeypatch, pin.url, tmp_path/'eggs.zip')
     with pytest.raises(NotAvailableError, match='outside the folder|a link') as e: dataset_path('eggs')
-    assert isinstance(e.value.__cause__, core.ArchiveError)
+    assert isinstance(e.value.__cause__, downloads.ArchiveError)
     assert sorted(p for p in tmp_path.rglob('*') if not p.is_relative_to(home)) == before  # nothing new beside the home
     assert (tmp_path/'outside.jpg').read_bytes() == b'mine' and not list(tmp_path.rglob('escaped.jpg'))
     assert not [p for p in home.rglob('*') if p.is_symlink()] and not (home/'datasets'/'eggs').exists()

@@ -4,7 +4,7 @@ from dataclasses import replace
 from pathlib import Path
 import pytest
 from PIL import Image
-from cnn_course import catalog, core
+from cnn_course import catalog, core, downloads
 from cnn_course.core import NotAvailableError, UnknownNameError
 from cnn_course.datasets import DATASETS, GROCERY, GROCERY10, dataset_path, get_dataset, relayout
 from cnn_course.layout import split_counts
@@ -25,11 +25,11 @@ def home(tmp_path, monkeypatch):
     monkeypatch.delenv('CNN_COURSE_DATA', raising=False)
     monkeypatch.delenv('CNN_COURSE_OFFLINE', raising=False)
     monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
-    real_open = core._open_url
+    real_open = downloads._open_url
     def local_only(url, timeout):
         if not url.startswith('file:'): raise urllib.error.URLError('network disabled in tests')
         return real_open(url, timeout)
-    monkeypatch.setattr(core, '_open_url', local_only)
+    monkeypatch.setattr(downloads, '_open_url', local_only)
     return tmp_path/'home'
 
 def class_folders(root, classes=('daisy', 'roses'), n=10, wrap=None):
@@ -158,7 +158,7 @@ def test_data_root_then_cache(home, tmp_path, monkeypatch):
     assert dataset_path('eggs') == home/'datasets'/'eggs'
 
 def test_generated_datasets_need_no_network(home, monkeypatch):
-    monkeypatch.setattr(core, '_open_url', lambda *a: pytest.fail('network touched'))
+    monkeypatch.setattr(downloads, '_open_url', lambda *a: pytest.fail('network touched'))
     monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
     p = dataset_path('shapes')
     assert p == home/'datasets'/'shapes' and split_counts(p)['train']
@@ -209,7 +209,7 @@ def test_a_folder_without_the_view_classes_is_used_as_it_is(home, tmp_path):
     assert set(split_counts(dataset_path('grocery10', full))['train']) == set(GROCERY10)
 
 def test_no_download_when_told_not_to(home, monkeypatch):
-    monkeypatch.setattr(core, '_open_url', lambda *a: pytest.fail('network touched'))
+    monkeypatch.setattr(downloads, '_open_url', lambda *a: pytest.fail('network touched'))
     with pytest.raises(NotAvailableError, match='flowers'): dataset_path('flowers', download=False)
 
 # --- download path (no network) ------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def flowers_archive(tmp_path, monkeypatch):
     src = class_folders(tmp_path/'src', ('daisy', 'tulips'), n=10, wrap='flower_photos')
     arc = tgz_of(src, tmp_path/'flower_photos.tgz')
     spec = replace(DATASETS['flowers'], urls=(arc.as_uri(),), size_bytes=arc.stat().st_size,
-                   sha256=core.file_sha256(arc))
+                   sha256=downloads.file_sha256(arc))
     monkeypatch.setitem(DATASETS, 'flowers', spec)
     return arc
 
@@ -262,10 +262,10 @@ def test_half_written_file_is_never_used(home, flowers_archive, monkeypatch):
         def read(self, *a):
             if self.tell() > 200: raise urllib.error.URLError('connection reset')
             return super().read(100)
-    monkeypatch.setattr(core, '_open_url', lambda url, timeout: Dies(flowers_archive.read_bytes()))
+    monkeypatch.setattr(downloads, '_open_url', lambda url, timeout: Dies(flowers_archive.read_bytes()))
     with pytest.raises(NotAvailableError, match='connection reset'): dataset_path('flowers')
     assert not (home/'downloads'/'flowers.tgz').exists() and not (home/'downloads'/'flowers.tgz.part').exists()
-    monkeypatch.setattr(core, '_open_url', lambda url, timeout: open(flowers_archive, 'rb'))  # the network is back
+    monkeypatch.setattr(downloads, '_open_url', lambda url, timeout: open(flowers_archive, 'rb'))  # the network is back
     assert split_counts(dataset_path('flowers'))['train'] == {'daisy': 7, 'tulips': 7}
 
 def test_truncated_archive_in_cache_is_rejected(home, flowers_archive):
@@ -276,14 +276,14 @@ def test_truncated_archive_in_cache_is_rejected(home, flowers_archive):
 
 def test_offline_says_where_to_put_files(home, monkeypatch):
     monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
-    monkeypatch.setattr(core, '_open_url', lambda *a: pytest.fail('network touched'))
+    monkeypatch.setattr(downloads, '_open_url', lambda *a: pytest.fail('network touched'))
     with pytest.raises(NotAvailableError) as e: dataset_path('flowers')
     msg = str(e.value)
     assert 'offline' in msg and 'CNN_COURSE_DATA' in msg and str(home/'datasets'/'flowers') in msg
 
 def test_unreachable_server(home, monkeypatch):
     def refuse(url, timeout): raise urllib.error.URLError('Name or service not known')
-    monkeypatch.setattr(core, '_open_url', refuse)
+    monkeypatch.setattr(downloads, '_open_url', refuse)
     with pytest.raises(NotAvailableError, match='Could not download'): dataset_path('clothing')
 
 # --- CLI --------------------------------------------------------------------------------------------------------------

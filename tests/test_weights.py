@@ -2,7 +2,7 @@
 import io, os, time
 from pathlib import Path
 import pytest, torch, torchvision
-import cnn_course.core as core
+import cnn_course.downloads as downloads
 from cnn_course.bodies import native_model
 from cnn_course.models import create_model
 from cnn_course.core import NotAvailableError
@@ -17,7 +17,7 @@ def offline(tmp_path, monkeypatch):
         monkeypatch.setenv(k, str(tmp_path/sub))
     monkeypatch.delenv('HF_HUB_CACHE', raising=False)
     monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
-    monkeypatch.setattr(core, '_open_url', lambda *a, **k: pytest.fail('the network was touched'))
+    monkeypatch.setattr(downloads, '_open_url', lambda *a, **k: pytest.fail('the network was touched'))
     return tmp_path
 
 def test_offline_resnet34_fails_fast_with_the_fix(offline):
@@ -85,7 +85,7 @@ def test_download_when_online(offline, monkeypatch):
     src = save_weights(sd, offline/'served.safetensors')
     urls = []
     def fake_open(url, timeout): urls.append(url); return io.BytesIO(src.read_bytes())
-    monkeypatch.setattr(core, '_open_url', fake_open)
+    monkeypatch.setattr(downloads, '_open_url', fake_open)
     got, source = resolve_weights('resnet18')
     assert urls == ['https://huggingface.co/timm/resnet18.a1_in1k/resolve/main/model.safetensors']
     assert torch.equal(got['layer1.0.conv1.weight'], sd['layer1.0.conv1.weight'])

@@ -6,8 +6,8 @@
 from __future__ import annotations
 from pathlib import Path
 from .core import CourseError, md_table, print_command
-from .datasets import (DATASETS, FASHION5_MAP, GROCERY10, DatasetSpec, Reported, data_subparsers, get_and_report,
-                                 megabytes, where_is)
+from .datasets import data_subparsers, get_and_report, megabytes, where_is
+from .dataset_registry import DATASETS, FASHION5_MAP, GROCERY10, DatasetSpec, Reported
 
 # %% auto #0
 __all__ = ['reported_text', 'datasets_table', 'datasets_page', 'add_commands']

@@ -13,7 +13,8 @@ from typing import NamedTuple
 from PIL import Image, ImageFile, UnidentifiedImageError
 from .core import NotAvailableError, cache_dir, write_atomic
 from .images import ImageError, ImageTooLarge, image_size
-from .datasets import data_subparsers, dataset_path, get_dataset
+from .datasets import data_subparsers, dataset_path
+from .dataset_registry import get_dataset
 from .layout import SPLITS, class_dirs, has_splits, image_files, is_image
 
 # %% auto #0

@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 from matplotlib.figure import Figure
 from .core import UsageError, md_table, write_atomic
 from .catalog import reported_text
-from .datasets import DATASETS, Reported
+from .dataset_registry import DATASETS, Reported
 from .evaluate import pct, wilson_interval
 from .figures import png
 from .runs import RunError

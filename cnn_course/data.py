@@ -13,7 +13,8 @@ from fastai.vision.augment import BILINEAR
 from fastcore.basics import patch
 from PIL import Image
 from fastai.callback.data import WeightedDL  # noqa: F401 (imported for its side effect:) patches DataBlock.weighted_dataloaders
-from .datasets import dataset_path, get_dataset
+from .datasets import dataset_path
+from .dataset_registry import get_dataset
 from .layout import SPLITS, class_dirs, has_splits, image_files, split_files
 from .checks import check_dataset
 from .core import CourseError, UnknownNameError, UsageError

@@ -14,7 +14,8 @@ from fastai.losses import CrossEntropyLossFlat
 from torch.utils.data import TensorDataset
 from .core import CourseError, InstructorError
 from .backbones import get_backbone
-from .datasets import dataset_path, get_dataset
+from .datasets import dataset_path
+from .dataset_registry import get_dataset
 from .layout import class_dirs, image_files
 from .data import label_func, split_items
 from .evaluate import metrics_from_predictions

@@ -8,7 +8,8 @@ import ast, copy, json, os, subprocess, sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from .core import CourseError, NotAvailableError, cache_dir
-from .datasets import get_dataset, dataset_path, need_photos
+from .datasets import dataset_path, need_photos
+from .dataset_registry import get_dataset
 from .exercises import EXERCISES, ExerciseError, check
 from .exercise_checks import draw_shares
 from .shapes import make_shapes, SHAPES

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from cnn_course.datasets import DATASETS, get_dataset
+from cnn_course.dataset_registry import DATASETS, get_dataset
 from cnn_course.data import (AUGS, class_counts, get_block, get_dls, get_test_dl, imbalance_ratio,
                              imbalance_table, plot_class_counts, split_items, item_tfms, RGBImage)
 from cnn_course.images import center_crop

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from cnn_course import core, downloads
 from cnn_course.core import NotAvailableError
-from cnn_course.datasets import DATASETS, MARKER, PhotosMissing, dataset_path, get_and_report, need_photos
+from cnn_course.datasets import MARKER, PhotosMissing, dataset_path, get_and_report, need_photos
+from cnn_course.dataset_registry import DATASETS
 from cnn_course.layout import SPLITS, split_counts, split_files
 
 REAL = pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)

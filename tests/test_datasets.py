@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 from cnn_course import catalog, core, downloads
 from cnn_course.core import NotAvailableError, UnknownNameError
-from cnn_course.datasets import DATASETS, GROCERY, GROCERY10, dataset_path, get_dataset, relayout
+from cnn_course.datasets import dataset_path, relayout
+from cnn_course.dataset_registry import DATASETS, GROCERY, GROCERY10, get_dataset
 from cnn_course.layout import split_counts
 from cnn_course.shapes import make_digits, make_shapes
 from cnn_course.catalog import datasets_table

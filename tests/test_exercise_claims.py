@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
 from cnn_course.backbones import HeadCfg, get_backbone
-from cnn_course.datasets import get_dataset
+from cnn_course.dataset_registry import get_dataset
 from cnn_course.exercise_grades import build_sets, counts_of, grade_lesson
 from cnn_course.exercises import ANSWER_MIME
 from cnn_course.grade import run_logits

@@ -7,7 +7,7 @@ from PIL import Image
 from cnn_course.backbones import HeadCfg, get_backbone
 from cnn_course.classroom import InstructorError
 from cnn_course.data import class_counts
-from cnn_course.datasets import get_dataset
+from cnn_course.dataset_registry import get_dataset
 from cnn_course.evaluate import wilson_interval
 from cnn_course.exercises import ANSWER_MIME
 from cnn_course.lessons import check

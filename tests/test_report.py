@@ -13,7 +13,7 @@ from cnn_course.images import ImageError
 from cnn_course.runs import RunError
 from cnn_course import compare as compare_module
 from cnn_course.compare import compare_runs
-from cnn_course.datasets import Reported
+from cnn_course.dataset_registry import Reported
 from cnn_course.report import Report, predict_photos, add_commands, report_html, history_figure, png
 
 FLOWERS = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']

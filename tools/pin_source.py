@@ -10,7 +10,7 @@ large for a photo (`MAX_PHOTO`), which is what such clones leave out. Exit 1 whe
 """
 import argparse, subprocess, sys
 from collections import Counter
-from cnn_course.datasets import get_dataset
+from cnn_course.dataset_registry import get_dataset
 from cnn_course.sources import MAX_PHOTO, plan, selection_digest
 
 def tree(git_dir:str, commit:str) -> list:

@@ -20,7 +20,7 @@ from .sandbox import Limits, run_jobs, stage_submission
 
 # %% auto #0
 __all__ = ['MAX_SHARED_SIZES', 'SHARED_PIXELS_GB', 'CHECK_SIZE', 'check_apart', 'submission_entries', 'refused_result',
-           'shared_sizes', 'preflight', 'class_grades', 'entries_review', 'grade_class', 'add_commands']
+           'shared_sizes', 'preflight', 'class_grades', 'entries_review', 'scrub_paths', 'grade_class', 'add_commands']
 
 # %% ../nbs/12b_classroom.ipynb #20d4a295
 def check_apart(out:Path|None, # The grading folder (`--out`)
@@ -149,7 +149,10 @@ def _review(names:list, infos:list, metas:list, missing:dict) -> list:
         out.append(f'transfer could not be checked for {", ".join(who)}: {why}. Install the weights and grade again to check them.')
     return out
 
-def _scrub(s:str, paths:dict) -> str:
+def scrub_paths(s:str, # A reason or note for a student
+                paths:dict, # {grader path: the words shown instead}
+               ) -> str:
+    "`s` with the grader's paths replaced by plain words: a student never sees where the grader works."
     for p, w in paths.items(): s = s.replace(p, w)
     return s
 
@@ -160,7 +163,7 @@ def _result(name, rubric, parts, paths, notes=()) -> Result:
             v = dict(points={}, reasons={}, notes=[])
             for c in rubric.criteria:
                 if (c.kind == 'notebook') == (kind == 'notebook'): v['points'][c.id], v['reasons'][c.id] = 0., f'The grading of your {kind} stopped: {parts[kind][1]}'
-        res.points.update(v['points']); res.reasons.update({k: _scrub(r, paths) for k, r in v['reasons'].items()}); res.notes += v['notes']
+        res.points.update(v['points']); res.reasons.update({k: scrub_paths(r, paths) for k, r in v['reasons'].items()}); res.notes += v['notes']
         if kind == 'model' and status == 'ok': res.accuracy, res.n_test = v['accuracy'], v['n_test']
         res.seconds = round(res.seconds + v.get('seconds', 0), 2)
     res.points = {c.id: res.points[c.id] for c in rubric.criteria}

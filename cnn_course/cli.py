@@ -14,7 +14,7 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', ca
 __all__ = ['COMMAND_MODULES', 'build_parser', 'main', 'run_command']
 
 # %% ../nbs/99_cli.ipynb #e9a0e3fc
-COMMAND_MODULES = ('catalog', 'checks', 'models', 'train', 'report', 'compare', 'classroom', 'lms', 'lessons', 'lesson_grade', 'featcache')
+COMMAND_MODULES = ('catalog', 'checks', 'models', 'train_commands', 'report', 'compare', 'classroom', 'lms', 'lessons', 'lesson_grade', 'featcache')
 
 def build_parser() -> argparse.ArgumentParser:
     "The `cnn-course` parser with every module's sub-commands."

@@ -28,7 +28,7 @@ from .grade import MODEL_ERRORS, TestSet, TestSetError, run_logits
 from .inference import outputs
 from .models import create_model, encoder
 from .ntsnet import NTSConfig, create_ntsnet
-from .train import LRSuggestions, find_lr
+from .lr_finder import LRSuggestions, find_lr
 from .runs import load_run, read_history, read_meta
 
 # %% auto #0

@@ -35,7 +35,7 @@ def csv_cell(v):
 
 def csv_value(s:str) -> str:
     "The value that `csv_cell` neutralised into `s`."
-    return s[1:] if s[:1] == "'" and s[1:2] in _FORMULA and s[1:2] != '' else s
+    return s[1:] if s[:1] == "'" and s[1:2] in _FORMULA else s
 
 def _csv(header:list, rows:list) -> str:
     f = io.StringIO(newline=''); w = csv.writer(f, lineterminator='\r\n')

@@ -23,7 +23,8 @@ from .ntsnet import NTSLoss, NTSNet
 from . import runs
 from .guards import FiniteGuard, check_trained
 from .runs import HISTORY_COLS
-from .train import EpochLog, LRSuggestions, accuracy_on, run_meta, seconds
+from .train import EpochLog, accuracy_on, run_meta, seconds
+from .lr_finder import LRSuggestions
 
 # %% auto #0
 __all__ = ['test_accuracy', 'BodyHead', 'body_frozen', 'body_phase', 'CachedBody', 'course_learner', 'lr_curve']

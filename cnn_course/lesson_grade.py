@@ -8,7 +8,8 @@ import os, shutil, sys, tempfile, time
 from pathlib import Path
 from .core import UsageError
 from .core import InstructorError
-from .classroom import check_apart, class_grades, entries_review, refused_result, shared_sizes, submission_entries
+from .classroom import (check_apart, class_grades, entries_review, refused_result, scrub_paths, shared_sizes,
+                        submission_entries)
 from .gradebook import ClassGrades, student_name
 from .grade import Result
 from .owned import check_owned
@@ -86,16 +87,12 @@ def _review(names:list, infos:list) -> list:
             if f.endswith('.ipynb'): groups.setdefault((f, h), []).append(n)
     return [f'identical {f}: {", ".join(g)}' for (f, _), g in groups.items() if len(g) > 1]
 
-def _scrub(s:str, paths:dict) -> str:
-    for p, w in paths.items(): s = s.replace(p, w)
-    return s
-
 def _result(name, rubric, lessons, answers, notes, paths) -> Result:
     res = Result(name, rubric); res.notes = list(notes)
     for l in lessons:
         status, v = answers[l]
         if status != 'ok': v = dict(points={e.id: 0. for e in lesson_exercises(l)}, reasons={e.id: f'The grading of lesson {l} stopped: {v}' for e in lesson_exercises(l)})
-        res.points.update(v['points']); res.reasons.update({k: _scrub(r, paths) for k, r in v['reasons'].items()})
+        res.points.update(v['points']); res.reasons.update({k: scrub_paths(r, paths) for k, r in v['reasons'].items()})
         res.pending |= set(v.get('instructor', ()))
     res.points = {c.id: res.points[c.id] for c in rubric.criteria}
     return res

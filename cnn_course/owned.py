@@ -76,6 +76,11 @@ def remove_owned(folder:Path) -> list:
     return left
 
 # %% ../nbs/11b_owned.ipynb #b84abe38
+def _whole(p:Path) -> bool:
+    "Is `p` a grading as the grader wrote it (a signed manifest, every file it names, nothing else)?"
+    m, _ = read_manifest(p)
+    return m is not None and not foreign(p, m) and all((p/r).is_file() for r in m['files'])
+
 def _listing(out:Path) -> str:
     names = sorted(p.name for p in out.iterdir())
     return ', '.join(names[:6]) + (f' and {len(names) - 6} more' if len(names) > 6 else '')
@@ -85,8 +90,7 @@ def check_owned(out:Path, # The grading folder to write (`--out`)
                ) -> Path:
     "`out` as an absolute path, after refusing (with what is in the way) any folder the grader may not replace."
     out = Path(os.path.abspath(out))
-    recover_folder(out, complete=lambda p: read_manifest(p)[0] is not None and not foreign(p, read_manifest(p)[0]),
-                   discard=remove_owned)
+    recover_folder(out, complete=_whole, discard=remove_owned)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise InstructorError(f'{out} is not a folder: give --out a new or empty folder.')
     if not out.exists() or not any(out.iterdir()): return out

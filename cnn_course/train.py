@@ -4,32 +4,31 @@
 
 # %% ../nbs/08_train.ipynb #1fb7dfe1
 from __future__ import annotations
-import copy, json, math, random, sys, time
+import copy, math, random, time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 import pandas as pd, torch
 from torch import nn
 from fastai.vision.all import (Callback, DataLoader, DataLoaders, Learner, CrossEntropyLossFlat, accuracy, set_seed,
-                               EarlyStoppingCallback, ReduceLROnPlateau, valley, slide, minimum, steep)
-from fastai.callback.schedule import LRFinder, ParamScheduler
-from .core import CourseError, UsageError, tune_malloc
+                               EarlyStoppingCallback, ReduceLROnPlateau)
+from fastai.callback.schedule import LRFinder
+from .core import md_table, tune_malloc
 from .distrib import distributed, distrib_overrides, is_main, require_lr, unwrap
 from .backbones import HeadCfg, get_backbone
 from .models import create_model, param_groups
 from .data import check_max_per_class, get_dls, get_test_dl, split_items
-from .images import open_photo
 from .datasets import dataset_path
 from .features import feature_dls, feature_predictions, head_learner, image_predictions, quiet, threads
 from .guards import FiniteGuard, TrainError, check_recipe, check_trained
 from .ntsnet import NTSLoss, NTSNet
-from .featcache import cached, kept_random_states, learner_key
-from .runs import HISTORY_COLS, check_run_folder, load_run, save_run, validate_meta
+from .lr_finder import find_lr, lr_found
+from .runs import HISTORY_COLS, check_run_folder, save_run, validate_meta
 from .finetune import TopModel, fit_top, top_of, top_pooled, top_predictions
 
 # %% auto #0
-__all__ = ['RECIPES', 'SUGGESTERS', 'Recipe', 'recipe_for', 'seconds', 'EpochLog', 'KeepBest', 'callbacks', 'make_learner',
-           'MemLRFinder', 'LRSuggestions', 'lr_found', 'find_lr', 'fit_frozen', 'fit_unfrozen', 'Timer', 'accuracy_on',
-           'Trained', 'run_meta', 'Setup', 'prepare', 'evaluate_splits', 'train', 'quickstart', 'add_commands']
+__all__ = ['RECIPES', 'Recipe', 'recipe_for', 'seconds', 'EpochLog', 'KeepBest', 'callbacks', 'make_learner', 'fit_frozen',
+           'fit_unfrozen', 'Timer', 'accuracy_on', 'Trained', 'run_meta', 'Setup', 'prepare', 'evaluate_splits',
+           'train']
 
 # %% ../nbs/08_train.ipynb #603e9184
 @dataclass(frozen=True)
@@ -136,59 +135,6 @@ def make_learner(dls:DataLoaders, # From `get_dls`
     if recipe.channels_last: model = model.to(memory_format=torch.channels_last)
     return Learner(dls, model, loss_func=loss, metrics=accuracy, splitter=param_groups, wd=recipe.wd)
 
-# %% ../nbs/08_train.ipynb #352f8d18
-class MemLRFinder(LRFinder):
-    "fastai's `LRFinder`, restoring the model and optimizer from memory instead of a pickled file."
-    def before_fit(self):
-        ParamScheduler.before_fit(self)
-        self.state, self.opt_state = copy.deepcopy(self.learn.model.state_dict()), copy.deepcopy(self.learn.opt.state_dict())
-        self.best_loss = float('inf')
-    def after_fit(self):
-        self.learn.opt.zero_grad()
-        self.learn.model.load_state_dict(self.state); self.learn.opt.load_state_dict(self.opt_state)
-
-SUGGESTERS = dict(valley=valley, slide=slide, minimum=minimum, steep=steep)
-
-@dataclass
-class LRSuggestions:
-    "The learning rates `lr_find` suggests, with the curve they come from."
-    suggestions:dict
-    lrs:list
-    losses:list
-    def plot(self, ax=None):
-        "The loss against the learning rate (log scale), with each suggestion marked."
-        import matplotlib.pyplot as plt
-        ax = ax or plt.subplots(figsize=(5, 3))[1]
-        ax.plot(self.lrs, self.losses); ax.set_xscale('log'); ax.set_xlabel('learning rate'); ax.set_ylabel('loss')
-        for (k, v), c in zip(self.suggestions.items(), 'rgbm'): ax.axvline(v, color=c, ls='--', label=f'{k}: {v:.1e}')
-        ax.legend(); return ax
-    def _repr_markdown_(self): return '| suggestion | lr |\n|---|---|\n' + '\n'.join(f'| {k} | {v:.2e} |' for k, v in self.suggestions.items())
-
-def lr_found(lrs, losses, # What fastai's `Recorder` holds after an `lr_find` fit: its rates and smoothed losses
-             num_it:int, # That fit's mini-batches
-            ) -> LRSuggestions:
-    "`lr_find`'s curve and suggestions as fastai's `lr_find` makes them: the first `num_it//10` and last 5 steps out."
-    lrs, losses = (torch.tensor([float(v) for v in x[num_it//10:-5]]) for x in (lrs, losses))
-    ok = torch.isnan(losses).cumsum(0) == 0; lrs, losses = lrs[ok], losses[ok]  # to the first NaN loss, as fastai cuts
-    def at(f):  # NaN when the curve is too short for the rule (`slide` looks 16 steps back)
-        try: return float(f(lrs, losses, num_it)[0])
-        except IndexError: return math.nan
-    return LRSuggestions({k: at(f) for k, f in SUGGESTERS.items()}, lrs.tolist(), losses.tolist())
-
-def _lr_curve(learn, num_it) -> dict:
-    n_epoch = num_it//len(learn.dls.train) + 1
-    with learn.no_logging(), learn.no_bar(), kept_random_states(*learn.dls.loaders): learn.fit(n_epoch, cbs=MemLRFinder(num_it=num_it))
-    return dict(lrs=torch.tensor(learn.recorder.lrs), losses=torch.tensor(learn.recorder.losses))  # `lr_found` trims
-
-def find_lr(learn:Learner, # The learner (its frozen/unfrozen state decides what is searched)
-            num_it:int=100, # Mini-batches of increasing learning rate
-            cache:bool=False, # Reuse the curve of an identical run (`featcache.learner_key`); for loaders of cached features
-           ) -> LRSuggestions:
-    "Run fastai's LR range test and return its four suggestions; the random states are left as it found them."
-    run = lambda: _lr_curve(learn, num_it)  # the whole curve, trimmed by `lr_found` (entries 'lr_find' held it trimmed)
-    curve = cached(learner_key(learn, 'lr_find_curve', num_it=num_it), run) if cache else run()
-    return lr_found(curve['lrs'], curve['losses'], num_it)
-
 # %% ../nbs/08_train.ipynb #d1176a04
 def fit_frozen(learn:Learner, recipe:Recipe, lr:float, rows:list, fdls:DataLoaders|None=None, tally:dict|None=None):
     "The frozen phase: the head alone, on cached features (`fdls`) or on images."
@@ -229,8 +175,7 @@ class Trained:
         m = self.meta
         rows = [('backbone', f"{m['arch']} ({m['weights_source']})"), ('dataset', m['dataset']), ('image size', m['size']),
                 ('epochs', f"{m['epochs']['frozen']} frozen + {m['epochs']['unfrozen']} unfrozen"), ('lr', f"{m['lr']:.2e}")]
-        rows += [(k, f'{v:.4f}') for k, v in m['metrics'].items()] + [('seconds', m['seconds']['total'])]
-        return '| | |\n|---|---|\n' + '\n'.join(f'| {a} | {b} |' for a, b in rows)
+        return md_table(['', ''], rows + [(k, f'{v:.4f}') for k, v in m['metrics'].items()] + [('seconds', m['seconds']['total'])])
 
 # %% ../nbs/08_train.ipynb #5e240705
 def _has_split(dls, name, data, split):
@@ -353,79 +298,3 @@ def train(dataset:str, # A registered dataset
     history = pd.DataFrame(rows, columns=HISTORY_COLS)
     if out is not None and is_main(): save_run(out, learn.model, meta, history, overwrite=overwrite)
     return Trained(learn, meta, history, Path(out) if out else None)
-
-# %% ../nbs/08_train.ipynb #9138f167
-def _data_args(p):
-    p.add_argument('--dataset', required=True, help='a registered dataset (see `cnn-course datasets`)')
-    p.add_argument('--data', type=Path, help="the dataset's folder (default: $CNN_COURSE_DATA/NAME, the cache, or a download)")
-    p.add_argument('--arch', default='tf_efficientnet_lite0', help='a registered backbone (see `cnn-course backbones`)')
-    p.add_argument('--size', type=int, help="image side in pixels (default: the backbone's)")
-    p.add_argument('--bs', type=int, help='batch size')
-    p.add_argument('--seed', type=int, default=42)
-    p.add_argument('--max-per-class', type=int, help='seeded subset per class and split, for a quick try')
-    p.add_argument('--scratch', action='store_true', help='random initialisation instead of pretrained weights')
-
-def _bars(a): return not a.quiet and sys.stdout.isatty()  # progress bars only in a terminal, not in logs
-
-def _setup_kw(a): return dict(data=a.data, pretrained=not a.scratch, seed=a.seed, max_per_class=a.max_per_class, size=a.size, bs=a.bs)
-
-def _cmd_lr_find(a) -> int:
-    st = prepare(a.dataset, a.arch, **_setup_kw(a))
-    sugg = find_lr(st.lr_learner())
-    if a.plot: sugg.plot().figure.savefig(a.plot, dpi=100, bbox_inches='tight')
-    print(json.dumps({**sugg.suggestions, 'plot': str(a.plot) if a.plot else None}, indent=2))
-    return 0
-
-def _cmd_train(a) -> int:
-    t = train(a.dataset, a.arch, out=a.out, overwrite=a.overwrite, balanced=a.balanced, progress=_bars(a),
-              epochs=a.epochs, freeze_epochs=a.freeze_epochs, lr=a.lr, top_epochs=a.top_epochs, tta=a.tta or None, **_setup_kw(a))
-    if is_main(): print(json.dumps({**t.metrics, 'seconds': t.meta['seconds'], 'pretrained': t.meta['pretrained'], 'out': str(a.out)}, indent=2))
-    return 0
-
-def _cmd_predict(a) -> int:
-    "Predict every image it can; an unreadable one is named on stderr with why, and the exit code is then 1."
-    if a.k < 1: raise UsageError(f'-k must be at least 1, got {a.k}.')
-    run, opened, failed = load_run(a.model), [], 0
-    for src in a.images:
-        try: opened.append(open_photo(src))
-        except CourseError as e: failed += 1; print('error: ' + ' '.join(str(e).split()), file=sys.stderr)  # one line per file
-    for (src, _), top in zip(opened, run.predict([im for _, im in opened], k=a.k) if opened else []):
-        print(f'{src}: ' + ', '.join(f'{c} {p:.1%}' for c, p in top))
-    return 1 if failed else 0
-
-# %% ../nbs/08_train.ipynb #e6d6713d
-def quickstart(out:Path|None=None, # Save the run here
-               progress:bool=False, # Show fastai's progress bars
-              ) -> Trained:
-    "The course's first run, offline: pretrained EfficientNet-Lite0 fine-tuned on scikit-learn's digits."
-    return train('digits', 'tf_efficientnet_lite0', out=out, size=64, progress=progress)
-
-def _cmd_quickstart(a) -> int:
-    print('Fine-tuning a pretrained tf_efficientnet_lite0 on scikit-learn digits (offline, CPU)...', flush=True)
-    t = quickstart(a.out, progress=_bars(a))
-    print(f"test accuracy: {t.metrics['test_accuracy']:.4f} on {t.metrics['n_test']} images "
-          f"({t.meta['seconds']['total']:.0f} s; weights: {t.meta['weights_source']})")
-    return 0
-
-def add_commands(sub):
-    "Add `lr-find`, `train`, `predict` and `quickstart` to the `cnn-course` sub-commands."
-    p = sub.add_parser('lr-find', help='run the learning-rate finder and print its suggestions')
-    _data_args(p); p.add_argument('--plot', type=Path, help='save the loss-vs-lr plot here (PNG)')
-    p.set_defaults(func=_cmd_lr_find)
-    p = sub.add_parser('train', help='fine-tune a backbone on a dataset and save the run')
-    _data_args(p)
-    p.add_argument('--out', type=Path, required=True, help='folder for model.safetensors, model.json, history.csv')
-    p.add_argument('--epochs', type=int, help='unfrozen epochs'); p.add_argument('--freeze-epochs', type=int, help='frozen (head) epochs')
-    p.add_argument('--lr', type=float, help='base learning rate (default: the lr_find suggestion)')
-    p.add_argument('--top-epochs', type=int, help='epochs of the top block(s) + head on cached maps'); p.add_argument('--tta', action='store_true', help='also report test accuracy with mirrored images')
-    p.add_argument('--balanced', action='store_true', help='oversample minority classes')
-    p.add_argument('--overwrite', action='store_true', help='replace a run already saved in --out')
-    p.add_argument('--quiet', action='store_true', help='no progress bars (they only show in a terminal anyway)')
-    p.set_defaults(func=_cmd_train)
-    p = sub.add_parser('predict', help='top-k classes of images with a saved run')
-    p.add_argument('--model', type=Path, required=True, help='a run folder written by `cnn-course train`')
-    p.add_argument('images', nargs='+', help='image files or http(s) URLs'); p.add_argument('-k', type=int, default=3)
-    p.set_defaults(func=_cmd_predict)
-    p = sub.add_parser('quickstart', help='offline first run: pretrained EfficientNet-Lite0 on digits, prints test accuracy')
-    p.add_argument('--out', type=Path, help='also save the run here'); p.add_argument('--quiet', action='store_true')
-    p.set_defaults(func=_cmd_quickstart)

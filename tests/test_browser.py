@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(bool(_missing()), reason=_missing() or '')
 SETUP = """from pathlib import Path
 import numpy as np, torch
 from cnn_course.datasets import make_shapes
-from cnn_course.train import train, LRSuggestions, SUGGESTERS
+from cnn_course.train import train
+from cnn_course.lr_finder import LRSuggestions, SUGGESTERS
 from cnn_course.runs import load_run
 from cnn_course.widgets import UploadPredictor, LRExplorer, AugmentExplorer, DatasetBrowser
 data = make_shapes(Path('data/shapes'), n_classes=4, size=32, n_per_class=15, seed=0)

@@ -8,7 +8,8 @@ from cnn_course.lessons import EXERCISES, ExerciseError, check
 from cnn_course.exercises import ANSWER_MIME
 from cnn_course.exercise_checks import THRESHOLDS, class_weights, datablock_summary, trainable_after_freeze
 from cnn_course.ntsnet import NTSConfig, create_ntsnet
-from cnn_course.train import LRSuggestions, SUGGESTERS, prepare
+from cnn_course.train import prepare
+from cnn_course.lr_finder import LRSuggestions, SUGGESTERS
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path, monkeypatch):

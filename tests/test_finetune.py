@@ -84,7 +84,7 @@ def test_a_warm_cache_repeats_the_cold_run_exactly(shapes, monkeypatch):
 
 def test_a_warm_run_reuses_the_lr_find_curve_and_lr_find_draws_nothing(shapes, monkeypatch):
     "lr_find's curve is cached with the features; it leaves the random states alone, so a given --lr repeats the run."
-    from cnn_course import train as tr
+    from cnn_course import lr_finder as tr
     curves, orig = [], tr._lr_curve
     monkeypatch.setattr(tr, '_lr_curve', lambda *a: curves.append(1) or orig(*a))
     cold = train('shapes', data=shapes, size=32, top_epochs=0)

@@ -172,7 +172,7 @@ def test_the_other_lessons_are_graded_from_runs_curves_and_models(klass, tmp_pat
     from cnn_course.exercises import EXERCISES
     from cnn_course.exercise_grades import Submission, grade_exercise
     from cnn_course.ntsnet import NTSConfig, create_ntsnet
-    from cnn_course.train import LRSuggestions
+    from cnn_course.lr_finder import LRSuggestions
     good, s = klass['root']/'good_run', Submission(tmp_path, {})  # 4.2: tests/test_exercise_claims.py
     rec = lambda i, a, **ctx: check(i, a, **ctx)._repr_mimebundle_()[ANSWER_MIME]['answer']
     grade = lambda i, a: grade_exercise(EXERCISES[i], s, a)

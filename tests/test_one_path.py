@@ -7,7 +7,8 @@ from cnn_course.datasets import make_shapes
 from cnn_course.guards import TrainError
 from cnn_course.learner import course_learner, lr_curve
 from cnn_course.runs import validate_meta
-from cnn_course.train import find_lr, prepare, train
+from cnn_course.train import prepare, train
+from cnn_course.lr_finder import find_lr
 
 pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
 

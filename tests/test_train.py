@@ -6,7 +6,8 @@ from cnn_course.cli import main
 from cnn_course.datasets import make_shapes
 from cnn_course.models import create_model
 from cnn_course.runs import RUN_FILES, RunError, load_run
-from cnn_course.train import find_lr, prepare, recipe_for, train
+from cnn_course.train import prepare, recipe_for, train
+from cnn_course.lr_finder import find_lr
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path, monkeypatch):

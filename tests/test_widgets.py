@@ -9,7 +9,8 @@ from cnn_course.data import AUGS
 from cnn_course.shapes import make_shapes
 from cnn_course.report import PhotoPrediction
 from cnn_course.runs import load_run, to_pixels
-from cnn_course.train import LRSuggestions, SUGGESTERS, train
+from cnn_course.train import train
+from cnn_course.lr_finder import LRSuggestions, SUGGESTERS
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path, monkeypatch):

@@ -10,8 +10,8 @@ from pathlib import Path
 from safetensors.torch import save_file
 from .core import CourseError, InstructorError, UsageError, write_atomic
 from .backbones import BACKBONES
-from .grade import (Result, TestSet, _dataset_names, grade_model, grade_notebook, pack_submission,
-                              pretrained_body, reference_arch, use_references)
+from .grade import TestSet, _dataset_names, grade_model, grade_notebook, pack_submission, pretrained_body, reference_arch, use_references
+from .gradebook import Result
 from .gradebook import ClassGrades, student_name
 from .owned import check_owned
 from .runs import read_meta

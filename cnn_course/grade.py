@@ -4,8 +4,7 @@
 
 # %% ../nbs/12_grade.ipynb #cf2e292c
 from __future__ import annotations
-import hashlib, html, re, shutil, time
-from dataclasses import dataclass, field
+import hashlib, shutil, time
 from pathlib import Path
 import numpy as np, torch
 from safetensors.torch import load_file
@@ -21,11 +20,12 @@ from .evidence import NotebookError, notebook_checks, read_notebook
 from .images import ImageError
 from .runs import PICKLE_EXTS, RUN_FILES, RunError, load_run, normalize, read_meta, to_pixels
 from .rubric import Criterion, Rubric, load_rubric
+from .gradebook import Result
 
 # %% auto #0
 __all__ = ['ITEM_FIX', 'MODEL_ERRORS', 'TestSetError', 'TestSet', 'body_of', 'run_logits', 'reference_arch', 'pretrained_body',
-           'use_references', 'body_similarity', 'check_transfer', 'check_notebook', 'check_accuracy', 'md_escape',
-           'Result', 'grade_model', 'grade_notebook', 'grade_parts', 'pack_submission', 'self_check']
+           'use_references', 'body_similarity', 'check_transfer', 'check_notebook', 'check_accuracy', 'grade_model',
+           'grade_notebook', 'grade_parts', 'pack_submission', 'self_check']
 
 # %% ../nbs/12_grade.ipynb #5ee43e6e
 def _npy(a:np.ndarray):
@@ -194,48 +194,6 @@ def check_accuracy(m, c:Criterion) -> tuple:
     t, (lo, hi) = c.params['threshold'], m.interval
     line = f'hidden test accuracy {pct(m.accuracy)} on {m.n} images (95% CI {pct(lo)} – {pct(hi)}), margin {100*(m.accuracy - t):+.1f} points to the {pct(t, 0)} threshold'
     return (True, line + '.') if m.accuracy >= t else (False, line + ': train longer, unfreeze the body, or use a larger image size.')
-
-# %% ../nbs/12_grade.ipynb #b497600d
-_MD_SPECIAL = re.compile(r'([\\`*_\[\]<>|~])') # enough for no table cell, link, image, emphasis or HTML
-
-def md_escape(s) -> str:
-    "`s` as literal Markdown text on one line: specials backslash-escaped, `&` and newlines neutralised."
-    return _MD_SPECIAL.sub(r'\\\1', str(s).replace('&', '&amp;')).replace('\r', ' ').replace('\n', ' ')
-
-@dataclass
-class Result:
-    "One student's grade: points, pass/fail and the reason for each criterion, plus notes."
-    student:str
-    rubric:Rubric
-    points:dict=field(default_factory=dict)
-    reasons:dict=field(default_factory=dict)
-    notes:list=field(default_factory=list)
-    accuracy:float|None=None
-    n_test:int|None=None # Test images the accuracy was measured on
-    seconds:float=0.
-    pending:set=field(default_factory=set) # Criteria the instructor grades (no points yet, a blank cell in grades.csv)
-    @property
-    def total(self) -> float: return sum(v for k, v in self.points.items() if k not in self.pending)
-    def set(self, c:Criterion, ok:bool, why:str): self.points[c.id], self.reasons[c.id] = (c.points if ok else 0.), why
-    def _ok(self, c): return "📝" if c.id in self.pending else "✅" if self.points[c.id] == c.points else "❌"
-
-    def _pts(self, c): return f'?/{c.points:g}' if c.id in self.pending else f'{self.points[c.id]:g}/{c.points:g}'
-    def markdown(self) -> str:
-        e = md_escape
-        rows = [f'| {self._ok(c)} | {e(c.id)} | {self._pts(c)} | {e(c.description)} | {e(self.reasons[c.id])} |' for c in self.rubric.criteria]
-        notes = ''.join(f'\n- {e(n)}' for n in self.notes)
-        return (f'## {e(self.student)}: {self.total:g} / {self.rubric.total:g}\n\n| | criterion | points | what | why / how to fix |\n|---|---|--:|---|---|\n'
-                + '\n'.join(rows) + (f'\n\nNotes:{notes}' if notes else ''))
-    def html(self) -> str:
-        e = html.escape
-        rows = ''.join(f'<tr><td>{self._ok(c)}</td><td>{e(c.id)}</td><td>{self._pts(c)}</td>'
-                       f'<td>{e(c.description)}</td><td>{e(self.reasons[c.id])}</td></tr>' for c in self.rubric.criteria)
-        notes = ''.join(f'<li>{e(n)}</li>' for n in self.notes)
-        return (f'<!doctype html><meta charset="utf-8"><title>{e(self.student)}</title><h2>{e(self.student)}: {self.total:g} / {self.rubric.total:g}</h2>'
-                f'<table border="1" cellpadding="4"><tr><th></th><th>criterion</th><th>points</th><th>what</th><th>why / how to fix</th></tr>{rows}</table>'
-                + (f'<p>Notes:</p><ul>{notes}</ul>' if notes else ''))
-    def _repr_markdown_(self): return self.markdown()
-    def __str__(self): return self.markdown()
 
 # %% ../nbs/12_grade.ipynb #7db4e321
 MODEL_ERRORS = (CourseError, KeyError, TypeError, ValueError, OSError, RuntimeError, TimeoutError, MemoryError)

@@ -4,18 +4,62 @@
 
 # %% ../nbs/12f_gradebook.ipynb #6407bc90
 from __future__ import annotations
-import csv, hashlib, io, json, re
+import csv, hashlib, html, io, json, re
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .core import UsageError
-from .grade import md_escape
 from .owned import write_owned
-from .rubric import Rubric
+from .rubric import Criterion, Rubric
 
 # %% auto #0
-__all__ = ['GRADESCOPE_TEST_FIELDS', 'student_name', 'safe_name', 'csv_cell', 'csv_value', 'read_csv', 'ClassGrades',
+__all__ = ['md_escape', 'Result', 'student_name', 'safe_name', 'csv_cell', 'csv_value', 'read_csv', 'ClassGrades',
            'gradescope_results', 'merge_lms', 'exports']
+
+# %% ../nbs/12f_gradebook.ipynb #b497600d
+_MD_SPECIAL = re.compile(r'([\\`*_\[\]<>|~])') # enough for no table cell, link, image, emphasis or HTML
+
+def md_escape(s) -> str:
+    "`s` as literal Markdown text on one line: specials backslash-escaped, `&` and newlines neutralised."
+    return _MD_SPECIAL.sub(r'\\\1', str(s).replace('&', '&amp;')).replace('\r', ' ').replace('\n', ' ')
+
+@dataclass
+class Result:
+    "One student's grade: points, pass/fail and the reason for each criterion, plus notes."
+    student:str
+    rubric:Rubric
+    points:dict=field(default_factory=dict)
+    reasons:dict=field(default_factory=dict)
+    notes:list=field(default_factory=list)
+    accuracy:float|None=None
+    n_test:int|None=None # Test images the accuracy was measured on
+    seconds:float=0.
+    pending:set=field(default_factory=set) # Criteria the instructor grades (no points yet: a blank cell in grades.csv)
+    @property
+    def total(self) -> float: return sum(v for k, v in self.points.items() if k not in self.pending)
+    def set(self, c:Criterion, ok:bool, why:str): self.points[c.id], self.reasons[c.id] = (c.points if ok else 0.), why
+    def _ok(self, c): return "📝" if c.id in self.pending else "✅" if self.points[c.id] == c.points else "❌"
+    def _pts(self, c): return f'?/{c.points:g}' if c.id in self.pending else f'{self.points[c.id]:g}/{c.points:g}'
+    def markdown(self) -> str:
+        e = md_escape
+        rows = [f'| {self._ok(c)} | {e(c.id)} | {self._pts(c)} | {e(c.description)} | {e(self.reasons[c.id])} |'
+                for c in self.rubric.criteria]
+        notes = ''.join(f'\n- {e(n)}' for n in self.notes)
+        return (f'## {e(self.student)}: {self.total:g} / {self.rubric.total:g}\n\n'
+                '| | criterion | points | what | why / how to fix |\n|---|---|--:|---|---|\n'
+                + '\n'.join(rows) + (f'\n\nNotes:{notes}' if notes else ''))
+    def html(self) -> str:
+        e = html.escape
+        cells = lambda c: (self._ok(c), e(c.id), self._pts(c), e(c.description), e(self.reasons[c.id]))
+        rows = ''.join('<tr>' + ''.join(f'<td>{x}</td>' for x in cells(c)) + '</tr>' for c in self.rubric.criteria)
+        notes = ''.join(f'<li>{e(n)}</li>' for n in self.notes)
+        head = ''.join(f'<th>{h}</th>' for h in ('', 'criterion', 'points', 'what', 'why / how to fix'))
+        return (f'<!doctype html><meta charset="utf-8"><title>{e(self.student)}</title>'
+                f'<h2>{e(self.student)}: {self.total:g} / {self.rubric.total:g}</h2>'
+                f'<table border="1" cellpadding="4"><tr>{head}</tr>{rows}</table>'
+                + (f'<p>Notes:</p><ul>{notes}</ul>' if notes else ''))
+    def _repr_markdown_(self): return self.markdown()
+    def __str__(self): return self.markdown()
 
 # %% ../nbs/12f_gradebook.ipynb #e3fe29e4
 def student_name(entry:str) -> str:
@@ -86,8 +130,6 @@ class ClassGrades:
     def _repr_markdown_(self): return self.summary()
 
 # %% ../nbs/12f_gradebook.ipynb #756d50e0
-GRADESCOPE_TEST_FIELDS = ('score', 'max_score', 'status', 'name', 'number', 'output', 'visibility')
-
 def gradescope_results(r, # A `Result`
                        seconds:float|None=None, # Execution time to report (default: the result's)
                       ) -> dict:

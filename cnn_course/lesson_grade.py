@@ -11,7 +11,7 @@ from .core import InstructorError
 from .classroom import (check_apart, class_grades, entries_review, refused_result, scrub_paths, shared_sizes,
                         submission_entries)
 from .gradebook import ClassGrades, student_name
-from .grade import Result
+from .gradebook import Result
 from .owned import check_owned
 from .rubric import Criterion, Rubric
 from .runs import read_meta

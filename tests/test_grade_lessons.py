@@ -199,7 +199,7 @@ def test_the_other_lessons_are_graded_from_runs_curves_and_models(klass, tmp_pat
 
 def test_exercises_for_the_instructor_are_blank_in_the_gradebook_and_listed():
     "An exercise the grader cannot judge is no zero: a blank cell, a 📝 in the feedback, a line in the summary."
-    from cnn_course.grade import Result
+    from cnn_course.gradebook import Result
     from cnn_course.gradebook import ClassGrades, read_csv
     from cnn_course.lesson_grade import _pending
     rub = lessons_rubric([2]); r = Result('ann', rub)

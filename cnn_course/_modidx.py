@@ -447,7 +447,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'cnn_course.features._files': ('features.html#_files', 'cnn_course/features.py'),
                                      'cnn_course.features._plain': ('features.html#_plain', 'cnn_course/features.py'),
                                      'cnn_course.features._run': ('features.html#_run', 'cnn_course/features.py'),
-                                     'cnn_course.features.cached_accuracy': ('features.html#cached_accuracy', 'cnn_course/features.py'),
                                      'cnn_course.features.feature_dls': ('features.html#feature_dls', 'cnn_course/features.py'),
                                      'cnn_course.features.feature_predictions': ( 'features.html#feature_predictions',
                                                                                   'cnn_course/features.py'),

@@ -17,7 +17,7 @@ from .featcache import cache_key, cached, preprocessing, weights_digest
 
 # %% auto #0
 __all__ = ['pooled_features', 'TensorDL', 'WeightedFeatures', 'feature_dls', 'threads', 'head_learner', 'quiet',
-           'feature_predictions', 'image_predictions', 'cached_accuracy']
+           'feature_predictions', 'image_predictions']
 
 # %% ../nbs/07b_features.ipynb #5408573f
 def _plain(t): return t.as_subclass(torch.Tensor)
@@ -109,8 +109,3 @@ def image_predictions(model:nn.Module, dl, tta:bool=False) -> tuple:
     p, y = predictions(model, dl)
     if tta: p = (p + outputs(model, (x.flip(-1) for x, _ in eval_dl(dl))).softmax(1)) / 2
     return p, y
-
-def cached_accuracy(learn:Learner, dl:DataLoader) -> float:
-    "Accuracy of the head on cached features: the whole model's accuracy, as long as the body has not changed."
-    head = learn.model.head.eval()
-    with torch.no_grad(): return sum(int((head(x).argmax(1) == y).sum()) for x, y in dl) / len(dl.dataset)

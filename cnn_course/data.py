@@ -61,11 +61,11 @@ AUGS = {
 }
 
 def batch_tfms(aug:str|None, # A key of `AUGS`, or None for no augmentation
-               stats=imagenet_stats, # (mean, std) of the backbone's normalisation
+               stats=imagenet_stats, # (mean, std) of the backbone's normalisation; None: none (`vision_learner` adds its body's)
               ) -> list:
     "Batch transforms: the augmentations of family `aug` (training only), then normalisation."
     augs = aug_transforms(**AUGS[aug]) if aug else []
-    return [*augs, Normalize.from_stats(*stats)]
+    return [*augs] + ([Normalize.from_stats(*stats)] if stats else [])
 
 # %% ../nbs/03_data.ipynb #7aae8829
 class DataError(CourseError, ValueError):
@@ -161,7 +161,7 @@ def get_block(name:str, # A key of `DATASETS`
               valid:list|set, # Files of the validation split
               size:int|None=None, # Image side (default: the dataset's `img_size`)
               aug:bool=True, # Augment the training batches?
-              stats=imagenet_stats, # (mean, std) for `Normalize.from_stats`
+              stats=None, # (mean, std) for `Normalize.from_stats`; None: left to the learner (`vision_learner` adds its body's)
              ) -> DataBlock:
     "The fastai `DataBlock` of dataset `name`: RGB images, folder (or mapped) labels, the given valid files."
     spec, valid = get_dataset(name), set(valid)

@@ -12,7 +12,7 @@ from .core import UsageError
 from .featcache import cache_key, cached, preprocessing, weights_digest
 from .features import TensorDL, _files, quiet
 from .inference import EVAL_BS, eval_dl, folded, outputs
-from .models import split_body  # the one cut of an EfficientNet body, also `param_groups`'s
+from .models import parts, split_body  # the one cut of an EfficientNet body, also `param_groups`'s
 
 # %% auto #0
 __all__ = ['MEASURED', 'TopModel', 'top_of', 'top_groups', 'activations', 'MapFlip', 'FrozenBN', 'top_pooled', 'map_dls',
@@ -45,7 +45,7 @@ class TopModel(nn.Module):
     "The trainable top of a model: upper body, pooling and head, on cached lower-body activations."
     def __init__(self, model:nn.Module, n:int=1):
         super().__init__(); lower, self.upper = split_body(model, n)
-        self.pool, self.head = model.pool, model.head
+        _, self.pool, self.head = parts(model)
         object.__setattr__(self, 'lower', lower)  # not a sub-module: neither trained nor in `parameters()`
         self.trained = False
     def forward(self, h): return self.head(self.pool(self.upper(h)))

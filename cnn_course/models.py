@@ -12,8 +12,8 @@ from .weights import create_body, find_local, install_timm_weights
 from .ntsnet import create_ntsnet
 
 # %% auto #0
-__all__ = ['keep_mask', 'Dropout', 'ConcatPool2d', 'create_head', 'CourseModel', 'encoder', 'create_model', 'num_features',
-           'split_body', 'param_groups', 'Table', 'backbones_table', 'add_commands']
+__all__ = ['keep_mask', 'Dropout', 'ConcatPool2d', 'create_head', 'CourseModel', 'parts', 'encoder', 'create_model',
+           'num_features', 'split_body', 'param_groups', 'from_fastai', 'Table', 'backbones_table', 'add_commands']
 
 # %% ../nbs/06a_models.ipynb #a41bfa59
 def keep_mask(x:torch.Tensor, # The layer's input: the mask has its shape, dtype and device
@@ -70,9 +70,17 @@ class CourseModel(nn.Sequential):
         "Class scores of images, or of pooled features (a 2-D batch, e.g. cached from a frozen body)."
         return self.head(x) if x.ndim == 2 else super().forward(x)
 
+def parts(model:nn.Module) -> tuple:
+    "`(body, pool, head)` of a course model or of fastai's `vision_learner` model, `Sequential(body, Sequential(pool, Flatten, *head))`."
+    if all(hasattr(model, a) for a in ('body', 'pool', 'head')): return model.body, model.pool, model.head
+    if isinstance(model, nn.Sequential) and len(model) == 2 and isinstance(model[1], nn.Sequential) and len(model[1]) > 2:
+        return model[0], model[1][:2], model[1][2:]  # fastai's layout: the head starts with its pooling and `Flatten`
+    raise UsageError(f'{type(model).__name__} has no (body, pool, head): pass a model made by vision_learner or create_model.')
+
 def encoder(model:nn.Module) -> nn.Module:
-    "The part that turns images into pooled features: `model.body` then `model.pool`."
-    return nn.Sequential(model.body, model.pool)
+    "The part that turns images into pooled features: the body then the pool."
+    body, pool, _ = parts(model)
+    return nn.Sequential(body, pool)
 
 def create_model(arch:str, # A registered backbone
                  n_out:int, # Number of classes
@@ -99,7 +107,7 @@ def num_features(arch:str, # A registered backbone (not a composite one)
     return b.features * (2 if (head or HeadCfg()).pool == 'concat' else 1)
 
 def _timm(model):
-    m = getattr(model.body, 'model', None)
+    m = getattr(parts(model)[0], 'model', None)
     if m is None or not all(hasattr(m, a) for a in ('conv_stem', 'bn1', 'blocks', 'conv_head', 'bn2')):  # not MobileNetV3: no bn2
         raise UsageError(f"Top-block fine-tuning needs an EfficientNet-style body (conv_stem, blocks, conv_head, bn2); {getattr(model, 'arch', model)!r} has none.")
     return m
@@ -115,9 +123,49 @@ def split_body(model:nn.Module, # A `create_model` model with an EfficientNet bo
 
 def param_groups(model:nn.Module) -> list:
     "Parameter groups of any course model, a fastai `splitter`: [lower body, top stage, head] for EfficientNets, else [body, head]."
-    try: parts = split_body(model, 1)
-    except UsageError: parts = (model.body,)
-    return [list(p.parameters()) for p in parts] + [list(model.head.parameters())]
+    try: groups = split_body(model, 1)
+    except UsageError: groups = (parts(model)[0],)
+    return [list(p.parameters()) for p in groups] + [list(parts(model)[2].parameters())]
+
+def _fastai_head_cfg(head:nn.Sequential) -> HeadCfg:
+    "The `HeadCfg` whose `create_head` computes what fastai's `create_head` made (`head`: pool and flatten included)."
+    pool, lins = type(head[0]).__name__, [m for m in head if isinstance(m, nn.Linear)]
+    drops = [m.p for m in head if isinstance(m, nn.Dropout)]
+    if pool not in ('AdaptiveConcatPool2d', 'AdaptiveAvgPool2d') or not 1 <= len(lins) <= 2:
+        raise UsageError(f"save_run keeps fastai heads with concat or average pooling and at most one hidden layer "
+                         f"(vision_learner's default, or lin_ftrs=[n]); this one has {pool} and {len(lins)} linear layers.")
+    return HeadCfg(pool='concat' if pool == 'AdaptiveConcatPool2d' else 'avg', hidden=lins[0].out_features if len(lins) == 2 else None,
+                   bn=any(isinstance(m, nn.BatchNorm1d) for m in head), dropout=drops[-1] if drops else 0.0)
+
+def from_fastai(model:nn.Module, # fastai's `vision_learner` model of a registered timm backbone: `Sequential(TimmBody, head)`
+                arch:str, # Its backbone (`learn.arch`)
+                pretrained:bool=True, # `learn.pretrained`: whether timm loaded pretrained weights
+                size:int=64, # Side of the random images the two models are compared on
+               ) -> CourseModel:
+    "The same function as a `CourseModel` (what `save_run` stores and every reader loads), checked output for output."
+    if not isinstance(arch, str): raise UsageError('save_run keeps vision_learner models of a registered backbone: pass its name, e.g. '
+                                                   "vision_learner(dls, 'tf_efficientnet_lite0').")
+    body, _, head = parts(model)
+    cfg, timm_cfg = _fastai_head_cfg(model[1]), getattr(getattr(body, 'model', None), 'pretrained_cfg', {}) or {}
+    out = create_model(arch, head[-1].out_features, pretrained=False, head=cfg)
+    sd, want = dict(model.state_dict()), out.state_dict()
+    for k, v in want.items():
+        if k not in sd and k.endswith('.bias'): sd[k] = torch.zeros_like(v)  # fastai's Linear after a batch norm has no bias
+    if cfg.pool == 'concat':  # fastai pools [max, avg], the course [avg, max]: the first layer's inputs swap halves
+        for n, m in list(out[1].named_children())[2:]:  # up to the first linear layer: a batch norm's vectors, its weight's columns
+            for k in (['weight'] if isinstance(m, nn.Linear) else [k for k, v in m.state_dict().items() if v.ndim]):
+                sd[f'1.{n}.{k}'] = torch.cat(sd[f'1.{n}.{k}'].chunk(2, -1)[::-1], -1)
+            if isinstance(m, nn.Linear): break
+    out.load_state_dict(sd, strict=True)
+    x, was = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0)), model.training
+    with torch.no_grad(): a, b = model.eval()(x), out.eval()(x)
+    model.train(was)
+    if not torch.allclose(a, b, rtol=1e-4, atol=1e-4):
+        raise UsageError(f'save_run could not store this vision_learner model as a course run: outputs differ by {(a - b).abs().max():.2g}.')
+    src = timm_cfg.get('file') or timm_cfg.get('hf_hub_id')
+    out.weights_source = f'vision_learner: timm pretrained {src}' if pretrained and src else 'random init (pretrained=False)'
+    out.pretrained, out.head_cfg = not out.weights_source.startswith('random init'), cfg
+    return out
 
 # %% ../nbs/06a_models.ipynb #339c6779
 class Table:

@@ -87,12 +87,12 @@ def test_unbalanced_markers_are_refused_before_anything_is_written(tmp_path):
 
 # Each step of the fastai workflow, as the calls a learner types for it.
 STEPS = {'DataBlock': r'\bDataBlock\(|\bget_block\(', 'dataloaders': r'\.(?:weighted_)?dataloaders\(', 'show_batch': r'\.show_batch\(',
-         'Learner': r'\bcourse_learner\(|\bvision_learner\(|\bLearner\(', 'lr_find': r'\.lr_find\(',
+         'Learner': r'\bvision_learner\(|\bLearner\(', 'lr_find': r'\.lr_find\(',
          'fine_tune': r'\.fine_tune\(', 'freeze_to': r'\.freeze_to\(', 'fit': r'\.fit_one_cycle\(|\.fit\(', 'show_results': r'\.show_results\(',
          'interpretation': r'\bClassificationInterpretation\.from_learner\(', 'confusion_matrix': r'\.plot_confusion_matrix\(',
          'top_losses': r'\.plot_top_losses\(', 'most_confused': r'\binterp\w*\.most_confused\('}
 # The course's wrappers that would do a step for the learner (fastai has these steps; the lessons show fastai's).
-WRAPPERS = {'dataloaders': ['get_dls'], 'Learner': ['make_learner', 'prepare', 'train', 'quickstart'], 'lr_find': ['find_lr', 'prepare'],
+WRAPPERS = {'dataloaders': ['get_dls'], 'Learner': ['course_learner', 'make_learner', 'prepare', 'train', 'quickstart'], 'lr_find': ['find_lr', 'prepare'],
             'fine_tune': ['train', 'fit_frozen', 'fit_unfrozen', 'head_learner'], 'fit': ['train', 'fit_frozen', 'fit_unfrozen', 'head_learner'],
             'interpretation': ['evaluate', 'build_evaluation'], 'confusion_matrix': ['confusion_figure'],
             'top_losses': ['top_losses_figure'], 'most_confused': ['most_confused']}
@@ -116,6 +116,14 @@ def fastai_calls(paths) -> dict:
     return {step: len(re.findall(rx, code)) for step, rx in STEPS.items()}
 
 def _lesson(n): return [p for p in NBS if p.name.startswith(n)] + ([PROJECT] if n == '06' else [])
+
+def test_every_pretrained_learner_is_fastais_vision_learner():
+    "Each lesson that trains a pretrained body types `vision_learner(` with the one callback; none calls `course_learner(`."
+    for n in TEACHES:
+        code = '\n'.join(src for p in _lesson(n) for src in _code(json.loads(Path(p).read_text())))
+        assert 'course_learner(' not in code, n
+        calls = re.findall(r'[^\n]*\bvision_learner\([^\n]*', code)  # whole lines
+        assert calls and all('cbs=CachedBody(' in c for c in calls if 'fit_frozen_body' not in c), (n, calls)
 
 def test_every_lesson_types_the_fastai_steps_it_teaches():
     table = {n: fastai_calls(_lesson(n)) for n in TEACHES}

@@ -1,13 +1,15 @@
 "A lesson's learner is guarded and saved like a `cnn-course train` run: one guard, one model.json, one lr_find curve."
 import json, re
 import pytest, torch
-from fastai.vision.all import Callback
+from fastai.vision.all import Callback, Learner, accuracy, vision_learner
 from cnn_course.data import get_block, split_items
 from cnn_course.datasets import make_shapes
 from cnn_course.guards import TrainError
-from cnn_course.learner import course_learner, lr_curve
+from cnn_course.learner import CachedBody, lr_curve
+from cnn_course.models import create_model
+from cnn_course.weights import install_timm_weights
 from cnn_course.runs import validate_meta
-from cnn_course.train import prepare, train
+from cnn_course.train import prepare, seconds, train
 from cnn_course.lr_finder import find_lr
 
 pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
@@ -15,11 +17,14 @@ pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, off
 @pytest.fixture()
 def shapes(tmp_path): return make_shapes(tmp_path/'shapes', n_classes=3, size=40, n_per_class=30, seed=0)
 
-def _lesson(shapes, arch='simple_cnn'):
-    "A learner made as the lessons make it: fastai's `DataBlock` lines, then `course_learner`."
+def _lesson(shapes, arch='simple_cnn', aug=True, cb=None):
+    "A learner made as the lessons make it: fastai's `DataBlock` lines, then fastai's `vision_learner` and `CachedBody`."
     items = split_items('shapes', shapes)
-    dls = get_block('shapes', items['valid'], size=64).dataloaders(items['train'] + items['valid'], bs=16, num_workers=0)
-    learn = course_learner(dls, arch, pretrained=arch != 'simple_cnn')  # a from-scratch CNN has no pretrained weights
+    dls = get_block('shapes', items['valid'], size=64, aug=aug).dataloaders(items['train'] + items['valid'], bs=16, num_workers=0)
+    cbs = cb or CachedBody()
+    if arch == 'simple_cnn':  # no fastai arch: the course's CNN in fastai's `Learner`, as lesson 4 builds it
+        learn = Learner(dls, create_model(arch, len(dls.vocab), pretrained=False), metrics=accuracy, cbs=cbs)
+    else: install_timm_weights([arch]); learn = vision_learner(dls, arch, metrics=accuracy, cbs=cbs)
     learn.test_dl = dls.test_dl(items['test'], with_labels=True)
     return learn
 
@@ -61,7 +66,8 @@ def test_a_lesson_run_and_a_cli_run_pass_one_schema_with_the_same_fields(shapes,
     assert lesson['epochs'] == cli['epochs'] == {'frozen': 2, 'top': 0, 'unfrozen': 1}
     assert lesson['lr_suggestions']['valley'] == pytest.approx(sugg.valley)  # fastai's own suggestion, recorded
     assert sugg.valley/4 < lesson['lr'] <= sugg.valley/2  # the head's peak rate in the last fit: `fine_tune` halves base_lr
-    assert lesson['recipe']['size'] == cli['size'] == 64 and lesson['recipe']['label_smoothing'] == cli['recipe']['label_smoothing']
+    assert lesson['recipe']['size'] == cli['size'] == 64 and lesson['recipe']['label_smoothing'] == 0.0  # fastai's loss
+    assert lesson['head'] == dict(pool='concat', bn=True, dropout=0.5, hidden=512)  # fastai's head, stored as it computes
     assert lesson['dataset'] == cli['dataset'] == 'shapes' and set(lesson['metrics']) == set(cli['metrics'])
     with pytest.raises(Exception, match='lacks the field'): validate_meta({k: v for k, v in lesson.items() if k != 'lr'}, complete=True)
 
@@ -81,3 +87,23 @@ def test_lr_find_curves_are_trimmed_one_way_and_the_guard_leaves_lr_find_alone(s
     hl = prepare('shapes', data=shapes, size=64).lr_learner()
     cli = find_lr(hl, num_it=40)
     assert cli.lrs == pytest.approx([float(x) for x in hl.recorder.lrs[40//10:-5]])
+
+def test_augmentation_with_the_callback_is_used_or_said_never_silently_dropped(shapes, capsys):
+    "Random transforms in the DataLoaders: the callback says in one line that they are not applied, or `views` uses them."
+    learn = _lesson(shapes, 'tf_efficientnet_lite0')  # the shapes' DataBlock: `aug_transforms` (Dihedral, Brightness)
+    said = capsys.readouterr().out
+    assert 'Dihedral' in said and 'NOT applied to the cached features' in said and 'CachedBody(views=K)' in said
+    learn = _lesson(shapes, 'tf_efficientnet_lite0', cb=CachedBody(views=2))
+    assert 'applied to 2 cached view(s)' in capsys.readouterr().out
+    seen = []
+    class Seen(Callback):
+        def before_batch(self):
+            if self.training and self.iter == 0: seen.append(self.learn.dls.train.dataset.tensors[0].clone())
+    learn.fit_one_cycle(2, 1e-3, cbs=Seen())
+    assert len(seen) == 2 and seen[0].shape == seen[1].shape and not torch.equal(seen[0], seen[1])  # view 0, then view 1
+    assert 'forward' not in vars(learn.model) and seconds(learn)['features'] > 0  # the views' passes are counted
+    with pytest.raises(Exception, match='views must be a whole number'): CachedBody(views=-1)
+
+def test_without_random_transforms_the_callback_says_so(shapes, capsys):
+    _lesson(shapes, 'tf_efficientnet_lite0', aug=False)
+    assert 'augmentation: Resize NOT applied' in capsys.readouterr().out  # fastai's train crops at random positions

@@ -678,6 +678,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'cnn_course.lessons.lesson_data': ('lessons.html#lesson_data', 'cnn_course/lessons.py'),
                                     'cnn_course.lessons.lesson_rubric': ('lessons.html#lesson_rubric', 'cnn_course/lessons.py'),
                                     'cnn_course.lessons.lesson_size': ('lessons.html#lesson_size', 'cnn_course/lessons.py'),
+                                    'cnn_course.lessons.measured': ('lessons.html#measured', 'cnn_course/lessons.py'),
                                     'cnn_course.lessons.sample_photo': ('lessons.html#sample_photo', 'cnn_course/lessons.py'),
                                     'cnn_course.lessons.stand_in': ('lessons.html#stand_in', 'cnn_course/lessons.py'),
                                     'cnn_course.lessons.strip_solutions': ('lessons.html#strip_solutions', 'cnn_course/lessons.py')},

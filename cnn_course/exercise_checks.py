@@ -11,6 +11,7 @@ from .exercises import exercise
 from .data import class_counts
 from .evaluate import wilson_interval, most_confused
 from .learner import _size
+from .models import parts
 from .runs import PICKLE_EXTS, RUN_FILES, read_meta
 from .widgets import lr_advice
 
@@ -200,9 +201,10 @@ def trainable_after_freeze(model) -> tuple:
     "(trainable, total, head) parameters of a course model after fastai's `freeze()`: the head and the body's batch norms."
     from fastai.callback.training import bn_types
     n = lambda ps: sum(p.numel() for p in ps)
-    total, body = n(model.parameters()), n(model.body.parameters())
-    bn = sum(n(m.parameters(recurse=False)) for m in model.body.modules() if isinstance(m, bn_types))
-    return total - body + bn, total, total - body
+    body = parts(model)[0]  # fastai's `vision_learner` model or a course model
+    total, nbody = n(model.parameters()), n(body.parameters())
+    bn = sum(n(m.parameters(recurse=False)) for m in body.modules() if isinstance(m, bn_types))
+    return total - nbody + bn, total, total - nbody
 
 @exercise('4.1', 'how many parameters the optimiser updates in the frozen learner `learn`.', 1., 'code')
 def _trainable(answer, learn=None, model=None):

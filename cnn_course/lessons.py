@@ -16,10 +16,10 @@ from .shapes import make_shapes, SHAPES
 from .rubric import Rubric, load_rubric
 
 # %% auto #0
-__all__ = ['SIZE_ENV', 'SMALL_PER_CLASS', 'STAND_INS', 'BEGIN', 'END', 'LessonError', 'LessonFileError', 'LearnerWorkError',
-           'LessonRunError', 'lesson_size', 'LessonData', 'stand_in', 'lesson_data', 'sample_photo', 'execute_notebook',
-           'lesson_rubric', 'strip_solutions', 'learner_notebook', 'learner_version', 'add_commands', 'EXERCISES',
-           'ExerciseError', 'check', 'draw_shares']
+__all__ = ['SIZE_ENV', 'SMALL_PER_CLASS', 'STAND_INS', 'BENCH_RESULTS', 'BEGIN', 'END', 'LessonError', 'LessonFileError',
+           'LearnerWorkError', 'LessonRunError', 'lesson_size', 'LessonData', 'stand_in', 'lesson_data', 'sample_photo',
+           'measured', 'execute_notebook', 'lesson_rubric', 'strip_solutions', 'learner_notebook', 'learner_version',
+           'add_commands', 'EXERCISES', 'ExerciseError', 'check', 'draw_shares']
 
 # %% ../nbs/14_lessons.ipynb #d5d521d7
 class LessonError(CourseError, ValueError):
@@ -86,6 +86,16 @@ def sample_photo(name:str='flower', # 'flower' or 'china'
     p = Path(sklearn.datasets.__file__).parent/'images'/f'{name}.jpg'
     if not p.exists(): raise LessonFileError(f"No sample photo {name!r}. Available: china, flower.")
     return p
+
+# %% ../nbs/14_lessons.ipynb #9df7723e
+BENCH_RESULTS = Path(__file__).resolve().parents[1]/'bench'/'results' if '__file__' in globals() else Path('../bench/results').resolve()
+
+def measured(name:str, # A bench's result, e.g. 'augment_cache' for `bench/results/augment_cache.json`
+            ) -> dict|None:
+    "What `bench/NAME.py` last measured, or None (with where it would be) outside a checkout of the course."
+    f = BENCH_RESULTS/f'{name}.json'
+    if f.is_file(): return json.loads(f.read_text())
+    print(f'{f} is not here: it comes with a checkout of the course (run bench/{name}.py to measure it).')
 
 # %% ../nbs/14_lessons.ipynb #a0238938
 def execute_notebook(src:Path, # The notebook to run

@@ -9,8 +9,9 @@ Each run is its own process with its own empty course home (a cold cache), on th
 on the frozen body. Validation and test accuracy are fastai's `accuracy` (`learner.test_accuracy`) over every photo;
 seconds are wall seconds of the phases the learner records (`features` includes the K extra passes).
 """
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, json, os, sys, time
 from pathlib import Path
+from _cold import cold_run  # this folder
 T0 = time.perf_counter()
 DATASETS = ('flowers', 'clothing', 'eggs')
 
@@ -41,12 +42,8 @@ def one(a) -> dict:
 
 def spawn(a, dataset, views) -> dict:
     "`one` in a fresh process with an empty course home."
-    with tempfile.TemporaryDirectory() as home:
-        cmd = [sys.executable, __file__, '--one', '--dataset', dataset, '--views', str(views), '--epochs', str(a.epochs),
-               '--root', a.root] + (['--small'] if a.small else [])
-        r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, CNN_COURSE_HOME=home, CNN_COURSE_OFFLINE='1'))
-        if r.returncode: sys.exit(f'{dataset} views={views} failed:\n{r.stderr[-3000:]}')
-        return json.loads(r.stdout.strip().splitlines()[-1])
+    return cold_run(__file__, ['--dataset', dataset, '--views', views, '--epochs', a.epochs, '--root', a.root]
+                    + (['--small'] if a.small else []), f'{dataset} views={views}')
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

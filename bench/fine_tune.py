@@ -12,8 +12,9 @@ splitter=param_groups, cbs=CachedBody())`, `lr_find`'s valley, `--freeze-epochs`
     fine_tune: `fine_tune`'s second phase exactly: `unfreeze()`, `fit_one_cycle(1, slice(lr/2/100, lr/2), pct_start=0.3, div=5)`.
 Valid accuracy (the split to choose by) and test accuracy with its 95% interval are reported per seed and as means.
 """
-import argparse, json, math, os, subprocess, sys, tempfile, time
+import argparse, json, math, os, sys, time
 from pathlib import Path
+from _cold import cold_run  # this folder
 T0 = time.perf_counter()
 DATASETS, RECIPES, SEEDS = ('eggs', 'flowers'), ('head', 'top', 'fine_tune'), (42, 0, 1)
 
@@ -44,12 +45,8 @@ def one(a) -> dict:
                 seconds={k: round(v, 1) for k, v in seconds(learn).items()}, wall_s=round(time.perf_counter() - T0, 1))
 
 def spawn(a, dataset, recipe, seed) -> dict:
-    with tempfile.TemporaryDirectory() as home:
-        cmd = [sys.executable, __file__, '--one', '--dataset', dataset, '--recipe', recipe, '--seed', str(seed), '--size', str(a.size),
-               '--freeze-epochs', str(a.freeze_epochs), '--root', a.root] + (['--small'] if a.small else [])
-        r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, CNN_COURSE_HOME=home, CNN_COURSE_OFFLINE='1'))
-        if r.returncode: sys.exit(f'{dataset} {recipe} seed {seed} failed:\n{r.stderr[-3000:]}')
-        return json.loads(r.stdout.strip().splitlines()[-1])
+    return cold_run(__file__, ['--dataset', dataset, '--recipe', recipe, '--seed', seed, '--size', a.size, '--freeze-epochs',
+                               a.freeze_epochs, '--root', a.root] + (['--small'] if a.small else []), f'{dataset} {recipe} seed {seed}')
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -188,12 +188,10 @@ def run_meta(learn:Learner, # Trained: its model, classes and (made by `get_dls`
              rows:list, # The epoch rows (`HISTORY_COLS`): each phase's epochs are counted from them
              metrics:dict, seconds:dict, # Accuracies; seconds per phase with their 'total'
              lr_suggestions:dict|None=None, # What `lr_find` suggested (None: it did not run)
-             dataset:str|None=None, # Default: the dataset `get_dls` recorded
-             model:nn.Module|None=None, # The course model saved (default `learn.model`; `models.from_fastai` of a `vision_learner`'s)
+             dataset:str|None=None, model:nn.Module|None=None, # Default: `get_dls`'s dataset; `learn.model` (`models.from_fastai`'s)
             ) -> dict:
     "`model.json`'s fields (`runs.RUN_FIELDS`), checked: the one writer for `train` and a lesson's `learn.save_run`."
-    m, rec = unwrap(model or learn.model), getattr(learn.dls, 'cnn_course', {})
-    b = get_backbone(m.arch)
+    m, rec = unwrap(model or learn.model), getattr(learn.dls, 'cnn_course', {}); b = get_backbone(m.arch)
     data, epochs = rec.get('data'), {p: [r['phase'] for r in rows].count(p) for p in ('frozen', 'top', 'unfrozen')}
     path = str(dataset_path(rec['name'], data).resolve()) if data else None  # from any folder
     return validate_meta(dict(arch=m.arch, classes=[str(c) for c in learn.dls.vocab], size=recipe['size'], lr=lr,

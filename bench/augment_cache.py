@@ -21,7 +21,7 @@ def one(a) -> dict:
     from cnn_course.data import get_block, split_items
     from cnn_course.datasets import make_shapes
     from cnn_course.learner import CachedBody, test_accuracy
-    from cnn_course.train import seconds
+    from cnn_course.history import seconds
     from cnn_course.weights import install_timm_weights
     install_timm_weights(['tf_efficientnet_lite0'])
     name, path, size = (a.dataset, Path(a.root)/a.dataset, 224) if not a.small else ('shapes', None, 64)

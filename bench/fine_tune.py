@@ -24,7 +24,7 @@ def one(a) -> dict:
     from cnn_course.datasets import make_shapes
     from cnn_course.learner import CachedBody, test_accuracy
     from cnn_course.models import param_groups
-    from cnn_course.train import seconds
+    from cnn_course.history import seconds
     from cnn_course.weights import install_timm_weights
     install_timm_weights(['tf_efficientnet_lite0'])
     name, path = (a.dataset, Path(a.root)/a.dataset) if not a.small else ('shapes', None)

@@ -3,7 +3,7 @@
   python bench/throughput.py [--arch tf_efficientnet_lite0] [--size 224] [--bs 32] [--n 128]
 Each configuration runs in a fresh process (glibc's malloc settings cannot be undone) and reports images/s and peak
 resident memory (MiB). 'bare' is model(x) / loss.backward() / opt.step() on one random batch; 'ours' is a fastai
-`Learner` epoch (our `make_learner`) over `n` random images, and for inference `pooled_features` over a loader.
+`Learner` epoch (`course_learner`, as `cnn-course train` builds it) over `n` random images, and for inference `pooled_features` over a loader.
 """
 import argparse, json, os, resource, subprocess, sys, time
 
@@ -16,7 +16,7 @@ def run(a) -> dict:
     from cnn_course.core import tune_malloc
     from cnn_course.models import create_model
     from cnn_course.features import pooled_features, quiet
-    from cnn_course.train import make_learner, recipe_for
+    from cnn_course.learner import course_learner
     if a.malloc: tune_malloc()
     torch.manual_seed(0)
     model = create_model(a.arch, 5, pretrained=False).to(memory_format=torch.channels_last)
@@ -37,7 +37,7 @@ def run(a) -> dict:
         dls = DataLoaders(DataLoader(ds, bs=a.bs, shuffle=True, drop_last=True), DataLoader(ds, bs=a.bs), device='cpu')
         dls.vocab = list('abcde')
         if a.what == 'ours_train':
-            learn = quiet(make_learner(dls, model, recipe_for(a.arch)))
+            learn = quiet(course_learner(dls, a.arch, pretrained=False))  # random init: nothing frozen, nothing cached
             learn.fit(1, 1e-4)  # warm-up epoch: first-shape set-up costs are not throughput
             t = time.perf_counter(); learn.fit(1, 1e-4)
             return dict(what=a.what, malloc=a.malloc, img_s=round(a.n // a.bs * a.bs / (time.perf_counter() - t), 1), peak_mib=peak_mib())

@@ -7,9 +7,8 @@ from __future__ import annotations
 import hashlib, json, math, os, sys
 from contextlib import contextmanager
 from pathlib import Path
-import torch, fastai
+import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 from safetensors import safe_open
 from safetensors.torch import save_file
 from fastai.torch_core import get_random_states, set_random_states
@@ -17,8 +16,7 @@ from .core import UsageError, cache_dir, write_atomic
 
 # %% auto #0
 __all__ = ['SIZE_ENV', 'DEFAULT_MB', 'max_bytes', 'weights_digest', 'file_identity', 'preprocessing', 'cache_key', 'cache_files',
-           'evict', 'kept_random_states', 'tensors_digest', 'cached', 'states_digest', 'learner_key', 'cache_info',
-           'clear_cache', 'add_commands']
+           'evict', 'kept_random_states', 'tensors_digest', 'cached', 'cache_info', 'clear_cache', 'add_commands']
 
 # %% ../nbs/07d_featcache.ipynb #c9358bcb
 SIZE_ENV = 'CNN_COURSE_FEATURE_CACHE_MB'
@@ -152,38 +150,6 @@ def cached(key:str, # From `cache_key`
     write_atomic(p, lambda tmp: save_file({k: v.contiguous() for k, v in out.items()}, str(tmp), metadata=meta))
     evict(keep=p)
     return out
-
-# %% ../nbs/07d_featcache.ipynb #3887cfd2
-def _settings(o) -> list:
-    "The plain attributes of `o` (and, for a module, its weights): what a loss's `repr` leaves out."
-    attrs = {k: _plainval(v) for k, v in sorted(vars(o).items()) if not k.startswith('_') and isinstance(v, (int, float, str, bool, tuple, type(None)))}
-    return [type(o).__name__, attrs, weights_digest(o) if isinstance(o, nn.Module) else None]
-
-def states_digest(*loaders) -> str:
-    "SHA-256 of Python's, NumPy's and torch's random states and each fastai loader's own generator."
-    s, loaders = get_random_states(), [dl for dl in loaders if hasattr(dl, 'rng')]
-    h = hashlib.sha256(repr((s['random_state'], [dl.rng.getstate() for dl in loaders], s['numpy_state'][2:])).encode())
-    for t in (s['numpy_state'][1], s['torch_state']): _update(h, t)
-    return h.hexdigest()
-
-def learner_key(learn, # A fastai `Learner` whose loaders serve `TensorDataset`s (e.g. a head on cached features)
-                what:str, # The run, e.g. 'lr_find'
-                **settings, # The run's own arguments
-               ) -> str:
-    "The content address of a run of `learn` on tensors: SHA-256 over everything the run reads."
-    loaders, h = learn.dls.loaders, hashlib.sha256()
-    if not all(isinstance(getattr(dl, 'dataset', None), TensorDataset) for dl in loaders):
-        raise UsageError(f'{what} is only cached on loaders of tensors (cached features); run it without the cache.')
-    for dl in loaders:
-        for t in [*dl.dataset.tensors, getattr(dl, 'wgts', [])]: _update(h, t)
-    loss = learn.loss_func
-    meta = dict(what=what, settings=settings, model=weights_digest(learn.model), loss=[_settings(loss), _settings(getattr(loss, 'func', loss))],
-                opt=getattr(learn.opt_func, '__name__', repr(learn.opt_func)), wd=learn.wd, wd_bn_bias=learn.wd_bn_bias,
-                train_bn=learn.train_bn, moms=learn.moms, cbs=sorted(type(c).__name__ for c in learn.cbs),
-                loaders=[[type(dl).__name__, dl.bs, dl.shuffle, dl.drop_last] for dl in loaders], states=states_digest(*loaders),
-                threads=torch.get_num_threads(), versions=[torch.__version__, fastai.__version__])
-    h.update(json.dumps(meta, sort_keys=True, default=_plainval).encode())
-    return h.hexdigest()
 
 # %% ../nbs/07d_featcache.ipynb #888027f1
 def cache_info() -> dict:

@@ -4,20 +4,18 @@
 
 # %% ../nbs/07b_features.ipynb #ca1e6063
 from __future__ import annotations
-from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from fastcore.basics import noop
-from fastai.vision.all import DataLoader, DataLoaders, Learner, accuracy
-from .models import encoder  # body then pool: the part whose output is cached
+from fastai.vision.all import DataLoader, DataLoaders, Learner
+from .models import encoder, parts  # body then pool: the part whose output is cached
 from .inference import eval_dl, outputs, predictions
 from .featcache import cache_key, cached, preprocessing, weights_digest
 
 # %% auto #0
-__all__ = ['pooled_features', 'TensorDL', 'WeightedFeatures', 'feature_dls', 'threads', 'head_learner', 'quiet',
-           'feature_predictions', 'image_predictions']
+__all__ = ['pooled_features', 'TensorDL', 'WeightedFeatures', 'feature_dls', 'quiet', 'feature_predictions', 'image_predictions']
 
 # %% ../nbs/07b_features.ipynb #5408573f
 def _plain(t): return t.as_subclass(torch.Tensor)
@@ -60,31 +58,27 @@ class WeightedFeatures(TensorDL):
         super().__init__(dataset, **kwargs); self.wgts = np.asarray(wgts, dtype=float)/np.sum(wgts)
     def get_idxs(self): return list(np.random.choice(self.n, self.n, p=self.wgts)) if self.n else []
 
-def feature_dls(learn:Learner, # A learner from `make_learner`
+def _views(learn, n):
+    "Pooled features of `n` views of every training photo through the training pipeline (its random transforms), in order."
+    dl = learn.dls.train.new(shuffle=False, drop_last=False)
+    dl.get_idxs = lambda: list(range(dl.n))  # a weighted loader draws at random: here every photo once, in order
+    return [pooled_features(learn.model, dl, cache=False) for _ in range(n)]  # drawn anew: never cached
+
+def feature_dls(learn:Learner, # A fastai learner whose model has a body, pool and head (`models.parts`)
                 bs:int=64, # Batch size of the head's training
                 pooled=None, # `f(dl) -> (features, labels)`; default `pooled_features` of `learn.model` (e.g. `finetune.top_pooled`)
+                views:int=0, # Augmented views of every training photo (`train.views`, view 0 served); 0: centre crops
                ) -> DataLoaders:
     "DataLoaders of pooled features for the train and valid images of `learn.dls`."
     pooled = pooled or (lambda dl: pooled_features(learn.model, dl))
-    train = eval_dl(learn.dls.test_dl(learn.dls.train.items, with_labels=True))  # centre crops, not augmented
-    valid = eval_dl(learn.dls.valid)
-    (xt, yt), (xv, yv) = pooled(train), pooled(valid)
+    vs = _views(learn, views) if views else None
+    xt, yt = vs[0] if vs else pooled(eval_dl(learn.dls.test_dl(learn.dls.train.items, with_labels=True)))  # centre crops
+    xv, yv = pooled(eval_dl(learn.dls.valid))
     wgts = getattr(learn.dls.train, 'wgts', None)  # `balanced=True`: the head must draw classes as the images would
     kw = dict(bs=bs, drop_last=len(xt) > bs)
     dl = WeightedFeatures(TensorDataset(xt, yt), wgts, **kw) if wgts is not None else TensorDL(TensorDataset(xt, yt), shuffle=True, **kw)
+    dl.views = [x for x, _ in vs] if vs else None
     return DataLoaders(dl, TensorDL(TensorDataset(xv, yv), bs=512), device='cpu')
-
-@contextmanager
-def threads(n:int):
-    "Run the block with `n` torch threads."
-    old = torch.get_num_threads(); torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
-
-def head_learner(learn:Learner, fdls:DataLoaders) -> Learner:
-    "A learner training `learn`'s head layers (shared modules, not copies) on cached features."
-    hl = Learner(fdls, learn.model.head, loss_func=learn.loss_func, metrics=accuracy, wd=learn.wd)
-    return quiet(hl) if not hasattr(learn, 'progress') else hl
 
 def quiet(learn:Learner) -> Learner:
     "`learn` without progress bars and epoch tables (for scripts, tests and logs)."
@@ -92,16 +86,16 @@ def quiet(learn:Learner) -> Learner:
     learn.logger = noop
     return learn
 
-def feature_predictions(model:nn.Module, # A `create_model` model whose body has not changed since its features were cached
+def feature_predictions(model:nn.Module, # A model with a body, pool and head (`models.parts`): the features are keyed by its weights
                         dl, # Labelled image batches
                         tta:bool=False, # Average with the mirrored images' probabilities (one more pass, cached too)
                         pooled=None, # `f(dl, flip) -> (features, labels)`; default `pooled_features` of `model`
                        ) -> tuple:
     "Probabilities and labels of `dl` through the (persistently cached) pooled features and the head."
     dl, pooled = eval_dl(dl), pooled or (lambda dl, flip=False: pooled_features(model, dl, flip))
-    x, y = pooled(dl)
-    p = outputs(model.head, [x]).softmax(1)
-    if tta: p = (p + outputs(model.head, [pooled(dl, flip=True)[0]]).softmax(1)) / 2
+    (x, y), head = pooled(dl), parts(model)[2]
+    p = outputs(head, [x]).softmax(1)
+    if tta: p = (p + outputs(head, [pooled(dl, flip=True)[0]]).softmax(1)) / 2
     return p, y
 
 def image_predictions(model:nn.Module, dl, tta:bool=False) -> tuple:

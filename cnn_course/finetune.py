@@ -7,16 +7,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
-from fastai.vision.all import Callback, DataLoaders, Learner, accuracy
-from .core import UsageError
+from fastai.vision.all import Callback, DataLoaders, Learner
 from .featcache import cache_key, cached, preprocessing, weights_digest
-from .features import TensorDL, _files, quiet
+from .features import TensorDL, _files
 from .inference import EVAL_BS, eval_dl, folded, outputs
 from .models import parts, split_body  # the one cut of an EfficientNet body, also `param_groups`'s
 
 # %% auto #0
-__all__ = ['MEASURED', 'TopModel', 'top_of', 'top_groups', 'activations', 'MapFlip', 'FrozenBN', 'top_pooled', 'map_dls',
-           'top_learner', 'fit_top', 'top_predictions', 'summary']
+__all__ = ['MEASURED', 'TopModel', 'activations', 'MapFlip', 'FrozenBN', 'top_pooled', 'map_dls', 'top_predictions', 'summary']
 
 # %% ../nbs/08b_finetune.ipynb #69de3cc8
 MEASURED = {  # test accuracy of tf_efficientnet_lite0 at 224 px: head alone -> after 2 top-block epochs (head lr / 10)
@@ -47,19 +45,7 @@ class TopModel(nn.Module):
         super().__init__(); lower, self.upper = split_body(model, n)
         _, self.pool, self.head = parts(model)
         object.__setattr__(self, 'lower', lower)  # not a sub-module: neither trained nor in `parameters()`
-        self.trained = False
     def forward(self, h): return self.head(self.pool(self.upper(h)))
-
-def top_of(model:nn.Module, n:int=1) -> TopModel|None:
-    "`TopModel(model, n)`, or None when `n` is 0 or the body has no EfficientNet stages (then features are pooled whole)."
-    if not n: return None
-    try: split_body(model, 1)
-    except UsageError: return None
-    return TopModel(model, n)  # an `n` out of range is the user's error, said
-
-def top_groups(top:TopModel) -> list:
-    "Parameter groups [upper body, head]: a fastai `splitter` for discriminative learning rates."
-    return [list(top.upper.parameters()), list(top.head.parameters())]
 
 # %% ../nbs/08b_finetune.ipynb #272f8d49
 def _acts(lower, dl, flip):
@@ -130,30 +116,6 @@ def map_dls(learn:Learner, # The image learner: its train items and valid loader
     (xt, yt), (xv, yv) = activations(top, train), activations(top, learn.dls.valid)
     return DataLoaders(TensorDL(TensorDataset(xt, yt), bs=bs, shuffle=True, drop_last=len(xt) > bs),
                        TensorDL(TensorDataset(xv, yv), bs=EVAL_BS), device='cpu')
-
-def top_learner(learn:Learner, # The image learner (its loss and weight decay are used)
-                top:TopModel, # The top of `learn.model` that trains
-                bs:int=64, # Batch size of the maps
-                frozen_bn:bool=True, # `FrozenBN` (measured better than batch statistics on small CPU batches)
-               ) -> Learner:
-    "A fastai `Learner` training the top stages and the head of `learn.model` on cached lower-body maps."
-    dls, cbs = map_dls(learn, top, bs), [MapFlip()] + ([FrozenBN()] if frozen_bn else [])
-    tl = Learner(dls, top, loss_func=learn.loss_func, metrics=accuracy, wd=learn.wd, splitter=top_groups, cbs=cbs)
-    return quiet(tl) if not hasattr(learn, 'progress') else tl
-
-# %% ../nbs/08b_finetune.ipynb #5eba064f
-def fit_top(learn:Learner, # The image learner
-            top:TopModel, # Its top, from `TopModel(learn.model, n)`
-            epochs:int, # Epochs over the cached maps
-            lr:float, # The head's rate; the top stages learn 10x slower (discriminative rates)
-            bs:int=64, # Batch size of the maps
-            cbs=None, # Callbacks of this fit (history, best epoch, guards)
-           ) -> Learner:
-    "Fine-tune the top stages and the head on cached maps with fastai's one-cycle schedule; returns the maps' learner."
-    tl = top_learner(learn, top, bs)
-    tl.fit_one_cycle(epochs, slice(lr/10, lr), pct_start=0.3, div=5, cbs=cbs)
-    top.trained = True  # its pooled features are no longer the cached ones
-    return tl
 
 def top_predictions(top:TopModel, dl, tta:bool=False) -> tuple:
     "Probabilities and labels of `dl` through the cached maps; with `tta`, averaged with the mirrored maps' (free)."

@@ -35,8 +35,6 @@ def check_recipe(recipe, # A `cnn_course.train.Recipe`
         if not (_whole(v) and v >= 0): raise UsageError(f"--{k.replace('_', '-')} must be a whole number >= 0, got {v}.")
     if recipe.top_lr is not None and not _positive(recipe.top_lr):
         raise UsageError(f"top_lr must be a positive finite number such as 1e-4, got {recipe.top_lr}; or None for the head's rate / 10.")
-    if not (_whole(recipe.top_blocks) and recipe.top_blocks >= 0):
-        raise UsageError(f'top_blocks must be a whole number >= 0 (top stages fine-tuned on cached maps; 0: none), got {recipe.top_blocks}.')
     if recipe.epochs + recipe.freeze_epochs == 0:
         raise UsageError('--epochs and --freeze-epochs are both 0: nothing would be trained. Give at least one epoch.')
     lo = get_backbone(arch).min_size

@@ -77,13 +77,14 @@ def _images(b):
 def outputs(module:nn.Module, # A model, or a part of one (e.g. `models.encoder(model)`)
             batches:Iterable, # Image tensors, or (images, labels) pairs, e.g. a DataLoader
            ) -> Tensor:
-    "`module`'s outputs on every batch, concatenated: eval mode, no gradients; its training flag is restored."
-    was = module.training
+    "`module`'s outputs on every batch, concatenated: eval mode, no gradients; each layer's training flag is restored."
+    was = [(m, m.training) for m in module.modules()]  # one flag for all would change layers shared with another model
     module.eval()
     try:
         run = folded(module)
         with torch.no_grad(): return torch.cat([run(_images(b)) for b in batches])
-    finally: module.train(was)
+    finally:
+        for m, t in was: m.training = t
 
 def predictions(model:nn.Module, # A course model (or any classifier returning logits in eval mode)
                 dl, # A labelled loader of (images, labels) batches; a fastai one is re-batched to `bs`

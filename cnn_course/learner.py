@@ -7,28 +7,30 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-import pandas as pd, torch
+import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 from fastai.vision.all import (Callback, ClassificationInterpretation, CrossEntropyLossFlat, DataLoaders, Learner, Normalize,
                                RandTransform, Resize, ResizeMethod, accuracy, flatten_check, patch, to_np)
 from fastai.callback.schedule import LRFinder
 from .backbones import HeadCfg, get_backbone
-from .models import create_model, from_fastai, param_groups, parts, split_body
-from .finetune import FrozenBN, MapFlip, TopModel, map_dls, top_pooled
 from .core import UsageError, cache_dir
+from .models import create_model, from_fastai, param_groups, parts, split_body
+from . import inference, runs
+from .datasets import dataset_path
+from .distrib import unwrap
 from .evaluate import metrics_from_predictions
-from . import inference
-from .features import feature_dls, pooled_features
-from .ntsnet import NTSLoss, NTSNet
-from . import runs
+from .featcache import kept_random_states
+from .features import feature_dls, feature_predictions, image_predictions
+from .finetune import FrozenBN, MapFlip, TopModel, map_dls, top_pooled, top_predictions
 from .guards import FiniteGuard, check_trained
-from .runs import HISTORY_COLS
-from .train import EpochLog, accuracy_on, run_meta, seconds
+from .history import EpochLog, seconds
 from .lr_finder import LRSuggestions
+from .ntsnet import NTSLoss, NTSNet
 
 # %% auto #0
-__all__ = ['test_accuracy', 'body_frozen', 'body_phase', 'random_tfms', 'CachedBody', 'course_learner', 'lr_curve']
+__all__ = ['test_accuracy', 'body_frozen', 'body_phase', 'random_tfms', 'CachedBody', 'course_learner', 'lr_curve', 'accuracy_on',
+           'run_meta']
 
 # %% ../nbs/08a_learner.ipynb #4adfda05
 def _trains(params): return any(p.requires_grad for p in params if p.ndim > 1)  # batch norms train in frozen parts too
@@ -64,12 +66,14 @@ class CachedBody(Callback):
     def __init__(self, bs:int=64, # The head's batch size on features (the images' only matters once the body trains)
                  top_bs:int|None=None, # Batch size of the maps; default the images' (so `lr_find`'s 100 steps cost what they would on images)
                  views:int=0, # Augmented views of every training photo to cache (epoch e reads view e mod `views`); 0: centre crops
+                 maps:bool|None=None, # Frozen features through the lower body's cached maps, so `freeze_to(-2)` costs no second pass; None: when the splitter has a top-stage group
                 ):
         if not (isinstance(views, int) and views >= 0): raise UsageError(f'views must be a whole number >= 0, got {views!r}.')
-        self.bs, self.top_bs, self.views, self.fdls, self.key, self.top, self.mdls = bs, top_bs, views, None, None, None, None
-        self.plain, self.predicting, self.said, self.epochs_read = None, False, False, 0
+        self.bs, self.top_bs, self.views, self.maps, self.fdls, self.key, self.top, self.mdls = bs, top_bs, views, maps, None, None, None, None
+        self.plain, self.predicting, self.said, self.epochs_read, self.trained = None, False, False, 0, 'head'
     def _timed(self, name, f):
-        t0 = time.perf_counter(); out = f()
+        t0 = time.perf_counter()
+        with kept_random_states(): out = f()  # a cold cache draws nothing a warm one would not: the same run either way
         seconds(self.learn)[name] = round(seconds(self.learn).get(name, 0) + time.perf_counter() - t0, 2); return out
     def notice(self) -> str:
         "What this callback changes, in the learner's terms (printed once when it meets its learner)."
@@ -97,6 +101,7 @@ class CachedBody(Callback):
         _route(self.learn.model, f)
         finder = [cb for cb in self.learn.cbs if isinstance(cb, LRFinder)]  # `lr_find` counted its epochs in image batches
         if finder: self.learn.n_epoch = finder[0].num_it // max(len(dls.train), 1) + 1
+        self.kept = (dls.train, dls.train.rng.getstate()) if finder else None  # as `find_lr` keeps the images': the next fit shuffles alike
     def before_fit(self):
         self.swapped, self.body_fit, self.top_fit = False, False, False
         if self.learn.dls in (self.fdls, self.mdls): self.learn.dls = self.images  # an earlier fit was interrupted
@@ -113,23 +118,20 @@ class CachedBody(Callback):
         self._swap(self.fdls, lambda x: head(x.float()))
         self.nthreads = torch.get_num_threads(); torch.set_num_threads(1)
     def _features(self):
-        same = self.top is not None and self.mkey == id(self.learn.dls)  # after a top fit: pooled from the cached maps
-        fdls = feature_dls(self.learn, self.bs, top_pooled(self.top) if same else None)
-        self.view_x = None
-        if self.views and random_tfms(self.learn.dls.train):  # the training pipeline itself, photos in order, drawn anew
-            dl = self.learn.dls.train.new(shuffle=False, drop_last=False)
-            dl.get_idxs = lambda: list(range(dl.n))  # a weighted loader draws at random: here every photo once, in order
-            self.view_x = [pooled_features(self.learn.model, dl, cache=False)[0] for _ in range(self.views)]
-        return fdls
+        m, maps = self.learn.model, self.maps
+        if maps is None: maps = getattr(m, 'separable', True) and len(self.learn.splitter(m)) == 3  # `param_groups`: a top stage
+        if maps and (self.top is None or self.mkey != id(self.learn.dls)): self.top, self.mkey = TopModel(m, 1), id(self.learn.dls)
+        same = self.top is not None and self.mkey == id(self.learn.dls)  # pooled from the cached maps: one lower-body pass
+        views = self.views if random_tfms(self.learn.dls.train) else 0
+        return feature_dls(self.learn, self.bs, top_pooled(self.top) if same else None, views)
     def before_train(self):
-        if self.swapped and not self.top_fit and self.view_x is not None:
-            ds = self.fdls.train.dataset
-            self.fdls.train.dataset = TensorDataset(self.view_x[self.epochs_read % self.views], ds.tensors[1])
+        if self.swapped and not self.top_fit and (v := self.fdls.train.views):
+            self.fdls.train.dataset = TensorDataset(v[self.epochs_read % len(v)], self.fdls.train.dataset.tensors[1])
     def after_train(self):
         if self.swapped and not self.top_fit: self.epochs_read += 1
     def _top_fit(self, m):
-        if self.top is None or self.mkey != id(self.learn.dls):
-            self.top = TopModel(m, 1)
+        if self.mdls is None or self.mkey != id(self.learn.dls):
+            if self.top is None or self.mkey != id(self.learn.dls): self.top = TopModel(m, 1)
             self.mdls, self.mkey = self._timed('maps', lambda: map_dls(self.learn, self.top, self.top_bs or self.learn.dls.train.bs)), id(self.learn.dls)
         top = self.top  # maps are half precision in the cache
         self._swap(self.mdls, lambda x: top(x.float())); self.top_fit, self.flip, self.bn = True, MapFlip(), FrozenBN(self.top.upper)
@@ -144,12 +146,21 @@ class CachedBody(Callback):
     def before_batch(self):
         if self.top_fit: self.flip.before_batch(); self.bn.before_batch()  # mirrored maps; pretrained batch-norm statistics
     def after_step(self):
-        if self.body_fit: self.fdls = self.top = self.mdls = None  # the body changed: its features and maps are stale
-        if self.top_fit: self.fdls = None  # the top stage changed: the pooled features are stale, the maps are not
+        if self.body_fit: self.fdls, self.top, self.mdls, self.trained = None, None, None, 'body'  # features and maps stale
+        if self.top_fit: self.fdls, self.trained = None, 'top'  # the top stage changed: the pooled features are stale, the maps are not
+    def predictions(self, dl, # Labelled image batches
+                    tta:bool=False, # Averaged with the mirrored photos' probabilities
+                   ) -> tuple:
+        "Probabilities and labels of `dl` through the (persistent) cache of the part that never trained: features, maps or none."
+        m = self.learn.model  # every cache is keyed by the weights that computed it: a stale entry is never read
+        if self.trained == 'body' or not getattr(m, 'separable', True): return image_predictions(m, dl, tta)
+        if self.trained == 'top' and self.top is not None: return top_predictions(self.top, dl, tta)
+        return feature_predictions(m, dl, tta)
     def after_fit(self):  # fastai calls it after `get_preds` / `validate` even when they fail
         self._unfold(); self.predicting = False
         if self.swapped and not self.top_fit: torch.set_num_threads(self.nthreads)
         if self.swapped: self.learn.dls = self.images; _unroute(self.learn.model)
+        if self.swapped and self.kept is not None: self.kept[0].rng.setstate(self.kept[1])
         self.swapped = self.top_fit = False
 
 # %% ../nbs/08a_learner.ipynb #f3e88fbf
@@ -170,7 +181,8 @@ def course_learner(dls:DataLoaders, # From a `DataBlock` (e.g. `get_block(...).d
                    head:HeadCfg|None=None, # The head's pooling, dropout and hidden layer (default `HeadCfg()`)
                    label_smoothing:float=0.1, # Softens the targets; helps small datasets
                    wd:float=0.01, # Weight decay
-                   cache:bool=True, # Train a frozen body's head on cached features (`CachedBody`)
+                   cache:bool|CachedBody=True, # Train a frozen body's head on cached features: `CachedBody(bs=` the images' `)`, or this one
+                   channels_last:bool=True, # Faster convolutions on a CPU with oneDNN (measured 1.6x)
                    **kwargs, # Passed on to fastai's `Learner`
                   ) -> Learner:
     "A plain fastai `Learner` for `arch`, like `vision_learner`: course model, splitter, accuracy, smoothed loss."
@@ -180,23 +192,18 @@ def course_learner(dls:DataLoaders, # From a `DataBlock` (e.g. `get_block(...).d
     cbs = [EpochLog(phase=body_phase), FiniteGuard()]  # every fit under the guard of `cnn-course train`, and `save_run`
     if isinstance(model, NTSNet): learn, label_smoothing = Learner(dls, model, loss_func=NTSLoss(), cbs=cbs, **kw), None
     else:
-        model = model.to(memory_format=torch.channels_last)  # 1.6x faster convolutions on a CPU
-        if cache and model.pretrained: cbs.append(CachedBody())
+        if channels_last: model = model.to(memory_format=torch.channels_last)
+        if cache and model.pretrained: cbs.append(cache if isinstance(cache, CachedBody) else CachedBody(bs=dls.train.bs))
         learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(label_smoothing=label_smoothing), cbs=cbs, **kw)
     learn.course_recipe = dict(head=asdict(head or HeadCfg()), label_smoothing=label_smoothing, wd=wd)  # for `save_run`
     if model.pretrained: learn.freeze()
     return learn
 
 # %% ../nbs/08a_learner.ipynb #3daead71
-@patch(as_prop=True)
-def history(self:Learner):
-    "Every trained epoch of this learner (all fits, `lr_find` left out) as a table: epoch, phase, losses, accuracy."
-    return pd.DataFrame(self.epoch_log.rows, columns=HISTORY_COLS)
-
 def lr_curve(learn:Learner, # A learner right after `learn.lr_find()`
              sugg, # What `lr_find` returned
             ) -> LRSuggestions:
-    "The last `lr_find`'s curve, trimmed as `cnn-course lr-find` trims it (`train.lr_found`), and its suggestions."
+    "The last `lr_find`'s curve, trimmed as `cnn-course lr-find` trims it (`lr_finder.lr_found`), and its suggestions."
     return replace(learn.epoch_log.found, suggestions={k: float(v) for k, v in sugg._asdict().items()})
 
 # %% ../nbs/08a_learner.ipynb #457a0f3d
@@ -206,7 +213,41 @@ def _size(dls) -> int:
         if hasattr(t, 'size'): return int(t.size[0])
     return int(dls.one_batch()[0].shape[-1])
 
-test_accuracy = accuracy_on  # a lesson's name for the one evaluation of a model on a labelled loader
+def accuracy_on(learn:Learner, dl, # A labelled loader: `dls.valid`, or a test loader (`dls.test_dl(files, with_labels=True)`)
+                tta:bool=False, # Averaged with the mirrored photos' probabilities
+               ) -> float:
+    "The one evaluation: fastai's `accuracy` on `learn`'s predictions, through `CachedBody`'s caches when it has them."
+    cb = getattr(learn, 'cached_body', None)
+    return float(accuracy(*(cb.predictions(dl, tta) if cb else image_predictions(learn.model, dl, tta))))
+
+test_accuracy = accuracy_on  # a lesson's name for it
+
+def _stored(learn:Learner) -> tuple:
+    "(the model a run stores, its settings): `course_learner`'s as it is; `vision_learner`'s as the course model computing the same function."
+    if (rec := getattr(learn, 'course_recipe', None)) is not None: return learn.model, rec
+    model = from_fastai(learn.model, getattr(learn, 'arch', None), getattr(learn, 'pretrained', True))
+    smoothing = getattr(getattr(learn.loss_func, 'func', None), 'label_smoothing', None)
+    return model, dict(head=asdict(model.head_cfg), label_smoothing=smoothing, wd=learn.wd)
+
+def run_meta(learn:Learner, # Trained: its model, classes, epoch log and (made by `get_dls`) data record
+             metrics:dict, # Accuracies (`accuracy_on`), with `n_test` when there is a test split
+             dataset:str|None=None, # The registered dataset (default: the one `get_dls` recorded, if any)
+             lr:float|None=None, # The base rate (default: the head's peak rate in the last fit that trained)
+             lr_suggestions:dict|None=None, # What `lr_find` suggested (default: the last `lr_find` of the learner, if any)
+             total:float|None=None, # Seconds of the whole run (default: the sum of its phases')
+            ) -> tuple:
+    "(the model to store, `model.json`'s fields checked): the one writer, for `train` and a lesson's `learn.save_run`."
+    model, settings = _stored(learn)
+    log, s, rec = getattr(learn, 'epoch_log', None) or EpochLog(), seconds(learn), getattr(learn.dls, 'cnn_course', {})
+    recipe = dict(settings, size=_size(learn.dls), bs=learn.dls.train.bs, cache_features=hasattr(learn, 'cached_body'))
+    m, data = unwrap(model), rec.get('data'); b = get_backbone(m.arch)
+    epochs = {p: [r['phase'] for r in log.rows].count(p) for p in ('frozen', 'top', 'unfrozen')}
+    path = str(dataset_path(rec['name'], data).resolve()) if data else None  # from any folder
+    return model, runs.validate_meta(dict(arch=m.arch, classes=[str(c) for c in learn.dls.vocab], size=recipe['size'],
+        lr=lr or log.peak_lr, mean=list(b.mean), std=list(b.std), head=recipe['head'], pretrained=m.pretrained,
+        seed=rec.get('seed'), weights_source=m.weights_source, dataset=dataset or rec.get('name'), data_path=path,
+        split=rec.get('split'), recipe=recipe, lr_suggestions=lr_suggestions or (log.found and log.found.suggestions),
+        epochs=epochs, metrics=metrics, seconds={**s, 'total': total or round(sum(s.values()), 2)}), complete=True)
 
 @patch
 def save_run(self:Learner, out:Path, # The run folder (written whole or not at all)
@@ -216,18 +257,11 @@ def save_run(self:Learner, out:Path, # The run folder (written whole or not at a
             ) -> dict:
     "Save this learner as a course run (safetensors, model.json, history.csv), or refuse it as `cnn-course train` does."
     check_trained(self.model, self.finite_guard.tally if hasattr(self, 'finite_guard') else None)  # diverged, untrained
-    log, s = getattr(self, 'epoch_log', None) or EpochLog(), seconds(self)  # not made by `course_learner`: no log
-    metrics = {'valid_accuracy': log.rows[-1]['accuracy']} if log.rows and log.rows[-1]['accuracy'] is not None else {}
+    rows = self.history
+    metrics = {'valid_accuracy': float(rows.accuracy.iloc[-1])} if len(rows) and rows.accuracy.notna().iloc[-1] else {}
     if test_dl is not None: metrics.update(test_accuracy=accuracy_on(self, test_dl), n_test=len(test_dl.dataset))
-    model, recipe = self.model, getattr(self, 'course_recipe', None)  # `course_learner`'s settings
-    if recipe is None:  # fastai's `vision_learner`: stored as the course model that computes the same function
-        model = from_fastai(self.model, getattr(self, 'arch', None), getattr(self, 'pretrained', True))
-        smoothing = getattr(getattr(self.loss_func, 'func', None), 'label_smoothing', None)
-        recipe = dict(head=asdict(model.head_cfg), label_smoothing=smoothing, wd=self.wd)
-    recipe = dict(recipe, size=_size(self.dls), bs=self.dls.train.bs, cache_features=hasattr(self, 'cached_body'))
-    meta = run_meta(self, recipe, log.peak_lr, log.rows, metrics, {**s, 'total': round(sum(s.values()), 2)},
-                    log.found and log.found.suggestions, dataset, model)
-    runs.save_run(out, model, meta, pd.DataFrame(log.rows, columns=HISTORY_COLS), overwrite=overwrite)
+    model, meta = run_meta(self, metrics, dataset)
+    runs.save_run(out, model, meta, rows, overwrite=overwrite)
     return metrics
 
 # %% ../nbs/08a_learner.ipynb #674ad962

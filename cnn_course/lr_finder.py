@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from fastai.vision.all import Learner, valley, slide, minimum, steep
 from fastai.callback.schedule import LRFinder, ParamScheduler
-from .featcache import cached, kept_random_states, learner_key
+from .featcache import kept_random_states
 
 # %% auto #0
 __all__ = ['SUGGESTERS', 'MemLRFinder', 'LRSuggestions', 'lr_found', 'find_lr']
@@ -63,9 +63,7 @@ def _lr_curve(learn, num_it) -> dict:
 
 def find_lr(learn:Learner, # The learner (its frozen/unfrozen state decides what is searched)
             num_it:int=100, # Mini-batches of increasing learning rate
-            cache:bool=False, # Reuse an identical run's curve (`featcache.learner_key`); for loaders of cached features
            ) -> LRSuggestions:
     "Run fastai's LR range test and return its four suggestions; the random states are left as it found them."
-    run = lambda: _lr_curve(learn, num_it)  # the whole curve, trimmed by `lr_found` (entries 'lr_find' held it trimmed)
-    curve = cached(learner_key(learn, 'lr_find_curve', num_it=num_it), run) if cache else run()
+    curve = _lr_curve(learn, num_it)
     return lr_found(curve['lrs'], curve['losses'], num_it)

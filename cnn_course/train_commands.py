@@ -5,6 +5,7 @@
 # %% ../nbs/08d_train_commands.ipynb #50601a38
 from __future__ import annotations
 import json, sys
+from contextlib import redirect_stdout
 from pathlib import Path
 from .core import CourseError, UsageError
 from .distrib import is_main
@@ -32,15 +33,15 @@ def _bars(a): return not a.quiet and sys.stdout.isatty()  # progress bars only i
 def _setup_kw(a): return dict(data=a.data, pretrained=not a.scratch, seed=a.seed, max_per_class=a.max_per_class, size=a.size, bs=a.bs)
 
 def _cmd_lr_find(a) -> int:
-    st = prepare(a.dataset, a.arch, **_setup_kw(a))
-    sugg = find_lr(st.lr_learner())
+    with redirect_stdout(sys.stderr): sugg = find_lr(prepare(a.dataset, a.arch, **_setup_kw(a)))  # stdout: the JSON alone
     if a.plot: sugg.plot().figure.savefig(a.plot, dpi=100, bbox_inches='tight')
     print(json.dumps({**sugg.suggestions, 'plot': str(a.plot) if a.plot else None}, indent=2))
     return 0
 
 def _cmd_train(a) -> int:
-    t = train(a.dataset, a.arch, out=a.out, overwrite=a.overwrite, balanced=a.balanced, progress=_bars(a),
-              epochs=a.epochs, freeze_epochs=a.freeze_epochs, lr=a.lr, top_epochs=a.top_epochs, tta=a.tta or None, **_setup_kw(a))
+    with redirect_stdout(sys.stderr):  # what the training says (CachedBody's notice, fastai's tables) goes to stderr
+        t = train(a.dataset, a.arch, out=a.out, overwrite=a.overwrite, balanced=a.balanced, progress=_bars(a), epochs=a.epochs,
+                  freeze_epochs=a.freeze_epochs, lr=a.lr, top_epochs=a.top_epochs, tta=a.tta or None, **_setup_kw(a))
     if is_main(): print(json.dumps({**t.metrics, 'seconds': t.meta['seconds'], 'pretrained': t.meta['pretrained'], 'out': str(a.out)}, indent=2))
     return 0
 

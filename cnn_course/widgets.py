@@ -189,7 +189,7 @@ def _fall(x, y, at):
     "How much `y` drops from half a decade below `at` to half a decade above it (`x`: log10 of the rates)."
     return np.interp(at - .5, x, y) - np.interp(at + .5, x, y)
 
-def lr_advice(sugg, # `LRSuggestions` from `cnn_course.train.find_lr`
+def lr_advice(sugg, # `LRSuggestions` from `cnn_course.lr_finder.find_lr`
               lr:float, # The learning rate you consider
              ) -> str:
     "Where `lr` sits on the lr_find curve: too low, good, high or too high, and which rate to pick instead."

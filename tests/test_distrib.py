@@ -14,10 +14,11 @@ import json, sys
 from pathlib import Path
 import numpy as np, torch
 from fastai.vision.all import Callback, set_seed
-from cnn_course.models import create_model
 from cnn_course.data import get_dls
 from cnn_course.distrib import distributed, is_main, rank, unwrap, world_size
-from cnn_course.train import EpochLog, callbacks, fit_unfrozen, make_learner, quiet, recipe_for
+from cnn_course.features import quiet
+from cnn_course.learner import course_learner
+from cnn_course.train import fit_recipe, recipe_for
 
 class CountBatches(Callback):
     "Training batches this process ran."
@@ -29,17 +30,18 @@ data, out = Path(sys.argv[1]), Path(sys.argv[2])
 set_seed(0, reproducible=True)
 recipe = recipe_for('simple_cnn', pretrained=False, size=32, bs=16, epochs=1, lr=3e-3)
 dls = get_dls('shapes', data, recipe.size, recipe.bs, workers=0, seed=0, aug=False)
-learn = quiet(make_learner(dls, create_model('simple_cnn', len(dls.vocab), pretrained=False, head=recipe.head), recipe))
-count, rows, res = CountBatches(), [], {}
+learn = quiet(course_learner(dls, 'simple_cnn', pretrained=False, head=recipe.head))  # as `train` builds it
+learn.recipe, count, res = recipe, CountBatches(), {}
 with distributed(learn):
-    learn.fit_one_cycle(1, recipe.lr, cbs=[count, EpochLog(rows, "unfrozen")])
+    learn.fit_one_cycle(1, recipe.lr, cbs=[count])
+    rows = list(learn.epoch_log.rows)  # `course_learner`'s history callback
     preds, targs = learn.get_preds(dl=learn.dls.valid)  # every process calls it: gathered over both shards
     model = unwrap(learn.model).eval()
     with torch.no_grad():  # the whole valid set in this process with plain PyTorch: the reference for the gathered preds
         ref = torch.cat([model(xb.as_subclass(torch.Tensor)).softmax(1) for xb, _ in learn.dls.valid])
     np.save(out/f'weights{rank()}.npy', torch.cat([p.detach().flatten() for p in model.parameters()]).numpy())
     try:
-        fit_unfrozen(learn, recipe, recipe.lr, [])  # what `train` runs, with its callbacks (KeepBest, EpochLog)
+        fit_recipe(learn, recipe.lr)  # what `train` runs, with its callbacks (KeepBest, EpochLog, FiniteGuard)
         res['train_callbacks_error'] = None
     except Exception as e: res['train_callbacks_error'] = f'{type(e).__name__}: {e}'[:300]
     res['initialized_inside'] = torch.distributed.is_initialized()

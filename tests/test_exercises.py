@@ -128,7 +128,7 @@ def test_3_2_best_epoch():
     _says(check('3.2', 5, history=h), False, 'TRAINING loss')
 
 def test_4_1_trainable_parameters(shapes):
-    learn = prepare('shapes', 'tf_efficientnet_lite0', data=shapes, size=32, bs=8, cache_features=False).learn
+    learn = prepare('shapes', 'tf_efficientnet_lite0', data=shapes, size=32, bs=8, cache_features=False)
     learn.freeze()
     ps = list(learn.model.parameters())
     want = sum(p.numel() for p in ps if p.requires_grad)

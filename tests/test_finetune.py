@@ -17,29 +17,36 @@ def shapes(tmp_path):
     return make_shapes(tmp_path/'data'/'shapes', n_classes=3, size=40, n_per_class=16, seed=0)
 
 def _computes(monkeypatch):
-    "Count the lower-body passes (cache misses)."
-    from cnn_course import finetune
-    calls, orig = [], finetune._acts
-    monkeypatch.setattr(finetune, '_acts', lambda *a: calls.append(1) or orig(*a))
+    "Count the passes over photos (cache misses): the lower body's maps and the whole body's pooled features."
+    from cnn_course import features, finetune
+    calls, acts, run = [], finetune._acts, features._run
+    monkeypatch.setattr(finetune, '_acts', lambda *a: calls.append(1) or acts(*a))
+    monkeypatch.setattr(features, '_run', lambda *a: calls.append(1) or run(*a))
     return calls
+
+def cached(*args, **kw):
+    "The learner `train` would fit, after `CachedBody` cached its features (a fit of no epochs)."
+    learn = prepare(*args, **kw); learn.fit(0); return learn
 
 def test_cache_hits_then_invalidates_on_mtime_and_weights(shapes, monkeypatch):
     calls = _computes(monkeypatch)
-    prepare('shapes', data=shapes, size=32); n = len(calls)
+    cached('shapes', data=shapes, size=32); n = len(calls)  # the default recipe fine-tunes the top stage: maps first
     assert n == 2 and featcache.cache_info()['files'] == 4  # train and valid: maps and pooled features
-    prepare('shapes', data=shapes, size=32); assert len(calls) == n  # warm: nothing recomputed
+    cached('shapes', data=shapes, size=32); assert len(calls) == n  # warm: nothing recomputed
     f = sorted((shapes/'train').rglob('*.png'))[0]; st = f.stat()
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new modification time
-    prepare('shapes', data=shapes, size=32); assert len(calls) == n + 1  # train only: valid files did not change
-    st = prepare('shapes', data=shapes, size=40); assert len(calls) == n + 3  # other preprocessing
+    cached('shapes', data=shapes, size=32); assert len(calls) == n + 1  # train only: valid files did not change
+    learn = cached('shapes', data=shapes, size=40); assert len(calls) == n + 3  # other preprocessing
     from cnn_course.finetune import activations
-    activations(st.top, st.learn.dls.valid); assert len(calls) == n + 3  # hit
-    with torch.no_grad(): st.learn.model.body.model.conv_stem.weight.mul_(1.01)  # other weights
-    activations(st.top, st.learn.dls.valid); assert len(calls) == n + 4
+    top = learn.cached_body.top
+    activations(top, learn.dls.valid); assert len(calls) == n + 3  # hit
+    with torch.no_grad(): learn.model.body.model.conv_stem.weight.mul_(1.01)  # other weights
+    activations(top, learn.dls.valid); assert len(calls) == n + 4
+    cached("shapes", data=shapes, size=32, top_epochs=0); assert len(calls) == n + 6  # no top phase: no maps
 
 def test_cache_is_size_bounded(shapes, monkeypatch):
     monkeypatch.setenv(featcache.SIZE_ENV, '0.01')  # 10 KiB: smaller than one split's maps
-    prepare('shapes', data=shapes, size=32)
+    cached('shapes', data=shapes, size=32)
     assert featcache.cache_info()['files'] == 1  # the newest file is kept, older ones evicted
     assert featcache.clear_cache() == 1 and featcache.cache_info()['files'] == 0
 
@@ -61,7 +68,7 @@ def test_top_finetuning_trains_the_top_only_and_saves_a_run_that_predicts_as_eva
 def test_cache_cli_info_and_clear(shapes, capsys):
     import argparse, json
     p = argparse.ArgumentParser(); featcache.add_commands(p.add_subparsers())
-    prepare('shapes', data=shapes, size=32)
+    cached('shapes', data=shapes, size=32); capsys.readouterr()  # `CachedBody`'s notice
     a = p.parse_args(['cache', 'info']); assert a.func(a) == 0
     info = json.loads(capsys.readouterr().out)
     assert info['files'] == 4 and info['mib'] >= 0 and info['folder'].endswith('features')
@@ -79,25 +86,20 @@ def test_a_warm_cache_repeats_the_cold_run_exactly(shapes, monkeypatch):
     calls = _computes(monkeypatch)
     cold = train('shapes', data=shapes, size=32, top_epochs=0); n = len(calls)
     warm = train('shapes', data=shapes, size=32, top_epochs=0)
-    assert n > 0 and len(calls) == n  # the second run computed no maps: it read them all from the cache
+    assert n > 0 and len(calls) == n  # the second run computed no features: it read them all from the cache
     assert warm.meta['lr'] == cold.meta['lr'] and warm.history.equals(cold.history) and warm.metrics == cold.metrics
 
-def test_a_warm_run_reuses_the_lr_find_curve_and_lr_find_draws_nothing(shapes, monkeypatch):
-    "lr_find's curve is cached with the features; it leaves the random states alone, so a given --lr repeats the run."
-    from cnn_course import lr_finder as tr
-    curves, orig = [], tr._lr_curve
-    monkeypatch.setattr(tr, '_lr_curve', lambda *a: curves.append(1) or orig(*a))
-    cold = train('shapes', data=shapes, size=32, top_epochs=0)
-    warm = train('shapes', data=shapes, size=32, top_epochs=0)
-    assert len(curves) == 1  # the warm run read the curve
+def test_lr_find_draws_nothing_so_a_given_lr_repeats_the_run_and_the_cache_changes_no_number(shapes, monkeypatch):
+    "lr_find leaves the random states alone (the cached features' loader too), so a given --lr repeats the run."
+    cold = train('shapes', data=shapes, size=32, top_epochs=1)
+    warm = train('shapes', data=shapes, size=32, top_epochs=1)
     assert warm.meta['lr_suggestions'] == cold.meta['lr_suggestions']
-    given = train('shapes', data=shapes, size=32, top_epochs=0, lr=cold.meta['lr'])
-    assert len(curves) == 1 and given.meta['lr_suggestions'] is None
+    given = train('shapes', data=shapes, size=32, top_epochs=1, lr=cold.meta['lr'])
+    assert given.meta['lr_suggestions'] is None
     assert given.history.equals(cold.history) and given.metrics == cold.metrics  # as if lr_find had never run
     monkeypatch.setenv(featcache.SIZE_ENV, '0')  # no cache at all: the same numbers
-    off = train('shapes', data=shapes, size=32, top_epochs=0)
-    assert len(curves) == 2 and off.meta['lr'] == cold.meta['lr']
-    assert off.history.equals(cold.history) and off.metrics == cold.metrics
+    off = train('shapes', data=shapes, size=32, top_epochs=1)
+    assert off.meta['lr'] == cold.meta['lr'] and off.history.equals(cold.history) and off.metrics == cold.metrics
 
 def test_a_cache_file_of_another_entry_is_recomputed_not_served(shapes):
     cold = train('shapes', data=shapes, size=32, top_epochs=1)

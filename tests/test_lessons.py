@@ -92,8 +92,8 @@ STEPS = {'DataBlock': r'\bDataBlock\(|\bget_block\(', 'dataloaders': r'\.(?:weig
          'interpretation': r'\bClassificationInterpretation\.from_learner\(', 'confusion_matrix': r'\.plot_confusion_matrix\(',
          'top_losses': r'\.plot_top_losses\(', 'most_confused': r'\binterp\w*\.most_confused\('}
 # The course's wrappers that would do a step for the learner (fastai has these steps; the lessons show fastai's).
-WRAPPERS = {'dataloaders': ['get_dls'], 'Learner': ['course_learner', 'make_learner', 'prepare', 'train', 'quickstart'], 'lr_find': ['find_lr', 'prepare'],
-            'fine_tune': ['train', 'fit_frozen', 'fit_unfrozen', 'head_learner'], 'fit': ['train', 'fit_frozen', 'fit_unfrozen', 'head_learner'],
+WRAPPERS = {'dataloaders': ['get_dls'], 'Learner': ['course_learner', 'prepare', 'train', 'quickstart'], 'lr_find': ['find_lr', 'train'],
+            'fine_tune': ['train', 'fit_recipe'], 'fit': ['train', 'fit_recipe'],
             'interpretation': ['evaluate', 'build_evaluation'], 'confusion_matrix': ['confusion_figure'],
             'top_losses': ['top_losses_figure'], 'most_confused': ['most_confused']}
 # What each lesson teaches (lesson 6 trains through the project notebook it runs).

@@ -9,7 +9,8 @@ from cnn_course.learner import CachedBody, lr_curve
 from cnn_course.models import create_model
 from cnn_course.weights import install_timm_weights
 from cnn_course.runs import validate_meta
-from cnn_course.train import prepare, seconds, train
+from cnn_course.history import seconds
+from cnn_course.train import prepare, train
 from cnn_course.lr_finder import find_lr
 
 pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
@@ -84,9 +85,10 @@ def test_lr_find_curves_are_trimmed_one_way_and_the_guard_leaves_lr_find_alone(s
     r, curve = learn.recorder, lr_curve(learn, sugg)
     assert curve.lrs == pytest.approx([float(x) for x in r.lrs[100//10:-5]])  # fastai's `lr_find` trim: [num_it//10:-5]
     assert curve.suggestions['valley'] == sugg.valley == learn.epoch_log.found.suggestions['valley']
-    hl = prepare('shapes', data=shapes, size=64).lr_learner()
-    cli = find_lr(hl, num_it=40)
-    assert cli.lrs == pytest.approx([float(x) for x in hl.recorder.lrs[40//10:-5]])
+    cli_learn = prepare('shapes', data=shapes, size=64)  # what `cnn-course lr-find` and `train` explore
+    cli = find_lr(cli_learn, num_it=40)
+    assert cli.lrs == pytest.approx([float(x) for x in cli_learn.recorder.lrs[40//10:-5]])
+    assert cli.lrs == pytest.approx(cli_learn.epoch_log.found.lrs)  # the one trim, whichever way it was called
 
 def test_augmentation_with_the_callback_is_used_or_said_never_silently_dropped(shapes, capsys):
     "Random transforms in the DataLoaders: the callback says in one line that they are not applied, or `views` uses them."

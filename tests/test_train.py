@@ -60,12 +60,11 @@ def test_pretrained_lite0_caches_features_then_unfreezes(shapes, tmp_path):
     assert load_run(tmp_path/'run').meta['lr'] == t.meta['lr']
 
 def test_lr_find_restores_the_model_and_writes_nothing(shapes, tmp_path):
-    st = prepare('shapes', data=shapes, size=64)
-    hl = st.lr_learner()
-    before = {k: v.clone() for k, v in hl.model.state_dict().items()}
-    sugg = find_lr(hl)
+    learn = prepare('shapes', data=shapes, size=64)  # frozen: `CachedBody` runs it on the cached features
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    sugg = find_lr(learn)
     assert set(sugg.suggestions) == {'valley', 'slide', 'minimum', 'steep'} and all(v > 0 for v in sugg.suggestions.values())
-    for k, v in hl.model.state_dict().items(): torch.testing.assert_close(v, before[k])
+    for k, v in learn.model.state_dict().items(): torch.testing.assert_close(v, before[k])
     assert sugg.plot().get_xscale() == 'log'
     assert not (tmp_path/'models').exists() and _pickles(tmp_path) == []
 
@@ -119,7 +118,8 @@ def test_balanced_also_balances_the_cached_feature_loader(tmp_path):
     shares = {}
     for bal in (False, True):
         torch.manual_seed(0); np.random.seed(0)
-        dl = prepare('shapes', 'tf_efficientnet_lite0', data=data, balanced=bal, size=32, bs=16).fdls.train
+        learn = prepare('shapes', 'tf_efficientnet_lite0', data=data, balanced=bal, size=32, bs=16); learn.fit(0)
+        dl = learn.cached_body.fdls.train  # what the head trains on
         ys = torch.cat([y for _ in range(30) for _, y in dl])
         shares[bal] = np.bincount(ys.numpy(), minlength=3)/len(ys)
     assert shares[False].min() < 0.12  # the rarest class, as it is on disk

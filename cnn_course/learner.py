@@ -37,13 +37,14 @@ def _trains(params): return any(p.requires_grad for p in params if p.ndim > 1)  
 
 def body_frozen(model:nn.Module) -> bool:
     "True when no weight of the body (convolutions, linear layers: tensors of 2 or more dimensions) is trainable."
-    return not _trains(parts(model)[0].parameters())
+    return not _trains(parts(unwrap(model))[0].parameters())  # unwrap: under DDP the model is wrapped
 
 def body_phase(model:nn.Module) -> str:
     "'frozen' (`freeze()`), 'top' (only the top stage of the body trains: `freeze_to(-2)`) or 'unfrozen' (`unfreeze()`)."
-    if body_frozen(model): return 'frozen'
-    try: lower, _ = split_body(model, 1)
-    except UsageError: return 'unfrozen'
+    try:
+        if body_frozen(model): return 'frozen'
+        lower, _ = split_body(unwrap(model), 1)
+    except UsageError: return 'unfrozen'  # no EfficientNet stages, or no named body at all: every layer trains
     return 'unfrozen' if _trains(lower.parameters()) else 'top'
 
 def random_tfms(dl) -> list:

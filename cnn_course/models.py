@@ -117,7 +117,7 @@ def split_body(model:nn.Module, # A `create_model` model with an EfficientNet bo
               ) -> tuple:
     "`(lower, upper)`: the body below its last `n` stages, and those stages with `conv_head` (modules shared with `model`)."
     m = _timm(model)
-    if not 1 <= n <= len(m.blocks): raise UsageError(f'top_blocks must be between 1 and {len(m.blocks)}, got {n}.')
+    if not 1 <= n <= len(m.blocks): raise UsageError(f'split_body takes between 1 and {len(m.blocks)} top stages, got {n}.')
     cut = len(m.blocks) - n
     return nn.Sequential(m.conv_stem, m.bn1, *m.blocks[:cut]), nn.Sequential(*m.blocks[cut:], m.conv_head, m.bn2)
 

@@ -48,7 +48,7 @@ FORMAT_VERSION = 2  # 1: runs written before the format was versioned (no 'forma
 MAX_SIZE = 1024 # Largest image side a run may ask for: every image is decoded at this side (memory grows with its square)
 MAX_CLASSES = 10_000
 META_MAX_BYTES = 1 << 20 # model.json is a few kilobytes; a larger one is refused unread
-# What every trained run records, `cnn-course train` or a lesson's `learn.save_run` (`train.run_meta` writes them)
+# What every trained run records, `cnn-course train` or a lesson's `learn.save_run` (`learner.run_meta` writes them)
 RUN_FIELDS = ('arch', 'classes', 'size', 'mean', 'std', 'head', 'pretrained', 'weights_source', 'dataset', 'data_path',
               'seed', 'split', 'recipe', 'lr', 'lr_suggestions', 'epochs', 'metrics', 'seconds')
 
@@ -92,7 +92,7 @@ def validate_meta(meta, # The parsed `model.json` (or the dict about to be saved
     if missing: raise RunError(f"{where} lacks the field(s) {', '.join(missing)}: it was not written by `save_run`.")
     if complete and (missing := [k for k in RUN_FIELDS if k not in meta]):
         raise RunError(f"{where} lacks the field(s) {', '.join(missing)}: "
-                       'every trained run records them (`train.run_meta`).')
+                       'every trained run records them (`learner.run_meta`).')
     if not isinstance(meta['arch'], str) or meta['arch'] not in BACKBONES:
         _fail(where, 'arch', f"a registered backbone ({', '.join(BACKBONES)})", meta['arch'])
     _check_classes(where, meta['classes'])

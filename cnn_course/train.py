@@ -13,6 +13,7 @@ from .core import md_table, tune_malloc
 from .distrib import distributed, distrib_overrides, is_main, require_lr, unwrap
 from .backbones import HeadCfg, get_backbone
 from .data import check_max_per_class, get_dls, get_test_dl, split_items
+from .featcache import max_bytes
 from .features import quiet
 from .guards import TrainError, check_recipe, check_trained
 from .history import seconds
@@ -105,7 +106,7 @@ def prepare(dataset:str, # A registered dataset
            ) -> Learner:
     "Seed, data and `course_learner` for `arch` on `dataset`, set for the recipe's first phase (`learn.recipe`)."
     t0, recipe, b = time.perf_counter(), recipe_for(arch, pretrained, **distrib_overrides(overrides)), get_backbone(arch)
-    check_recipe(recipe, arch); check_max_per_class(max_per_class)  # before any work: a bad argument never costs a data scan
+    check_recipe(recipe, arch); check_max_per_class(max_per_class); max_bytes()  # before any work: a bad setting costs no scan
     tune_malloc()
     set_seed(seed, reproducible=True)
     dls = get_dls(dataset, data, recipe.size, recipe.bs, workers, seed, balanced, (b.mean, b.std), max_per_class=max_per_class)

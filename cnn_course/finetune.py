@@ -14,31 +14,9 @@ from .inference import EVAL_BS, eval_dl, folded, outputs
 from .models import parts, split_body  # the one cut of an EfficientNet body, also `param_groups`'s
 
 # %% auto #0
-__all__ = ['MEASURED', 'TopModel', 'activations', 'MapFlip', 'FrozenBN', 'top_pooled', 'map_dls', 'top_predictions', 'summary']
+__all__ = ['TopModel', 'activations', 'MapFlip', 'FrozenBN', 'top_pooled', 'map_dls', 'top_predictions', 'summary']
 
 # %% ../nbs/08b_finetune.ipynb #69de3cc8
-MEASURED = {  # test accuracy of tf_efficientnet_lite0 at 224 px: head alone -> after 2 top-block epochs (head lr / 10)
-    # bench/results/time_to_accuracy.json, 2026-11-26 09:57, 2 cores at load 1-1.7, means of seeds 42, 0 and 1: better on
-    # 3 of 6, tied on 2 (saturated), 0.1 point lower on sports100 (one seed alone showed 4 of 6 at 04:34: .934 -> .946)
-    'flowers': (0.905, 0.909), 'clothing': (0.867, 0.875), 'sports100': (0.943, 0.942), 'grocery': (0.749, 0.761),
-    'eggs': (0.982, 0.982), 'anime': (0.992, 0.992),
-    # earlier scratch runs (2 busy cores): rates at or above the head's hurt; eggs 0.875 -> 0.696 at lr 1e-3
-}  # hence `RECIPES['tf_efficientnet_lite0']` has top_epochs=2; lite2 (260 px) head alone: flowers 0.889, below lite0
-# More of the same does not reach flowers 0.93 (2026-11-26, test / with TTA): two top stages, 4 epochs 0.906 / 0.910;
-# 288 px, one stage, 2 epochs 0.909 / 0.910. Lite0's features saturate near 0.91 on these photos. Lite1 (240 px) with
-# 2 top-stage epochs: 0.916 / 0.917 in 134 s; Lite0's and Lite1's TTA probabilities averaged: 0.929 (684 of 736) in 243 s.
-# Lite1 keeps top_epochs=0: its table (bench/results/time_to_accuracy_lite1.json) is better on 2 of 6 (flowers .909->.916,
-# grocery .720->.725), worse on clothing (.930->.925), tied on sports100, eggs and anime.
-# Also no closer to 0.93 (2026-11-26, a busy machine): Lite1 at 280 px, 2 top epochs 0.913 / 0.913 in 379 s; Lite1 with
-# two top stages, 4 epochs 0.912 / 0.913 in 570 s; Lite0's head on its centre crops plus 3 augmented views of every train
-# photo 0.909 (valid 0.891, was 0.902; TTA 0.898, was 0.910), for 210 s more of features.
-# Squished whole photos instead of centre crops (2026-11-26): Lite0 0.909 / 0.910 (valid .908, crops .913), Lite1
-# 0.908 / 0.909 (crops 0.916). The top stage's rate: `lr_find` on the top learner (fastbook's `lr_find()` again after
-# unfreezing; seed 42) suggests valley 1.1e-4, 6.3e-5, 3.3e-4, 1.6e-4 on flowers, sports100, clothing and grocery, near
-# the default head rate / 10 (1.0e-4, 1.2e-4, 4.8e-5, 1.4e-4). At the valley, valid accuracy .913/.896/.886/.758 against
-# the default's .913/.902/.883/.766: no better, for 100 more top-stage batches (2.6 epochs' worth on flowers), so `top_lr`
-# stays None.
-
 class TopModel(nn.Module):
     "The trainable top of a model: upper body, pooling and head, on cached lower-body activations."
     def __init__(self, model:nn.Module, n:int=1):

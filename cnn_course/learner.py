@@ -121,7 +121,9 @@ class CachedBody(Callback):
     def _features(self):
         m, maps = self.learn.model, self.maps
         if maps is None: maps = getattr(m, 'separable', True) and len(self.learn.splitter(m)) == 3  # `param_groups`: a top stage
-        if maps and (self.top is None or self.mkey != id(self.learn.dls)): self.top, self.mkey = TopModel(m, 1), id(self.learn.dls)
+        if maps and (self.top is None or self.mkey != id(self.learn.dls)):
+            try: self.top, self.mkey = TopModel(m, 1), id(self.learn.dls)
+            except UsageError: pass  # three groups from a splitter of its own, and no EfficientNet stages: pooled whole
         same = self.top is not None and self.mkey == id(self.learn.dls)  # pooled from the cached maps: one lower-body pass
         views = self.views if random_tfms(self.learn.dls.train) else 0
         return feature_dls(self.learn, self.bs, top_pooled(self.top) if same else None, views)

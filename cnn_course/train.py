@@ -50,11 +50,11 @@ class Recipe:
 RECIPES = {
     'simple_cnn': dict(freeze_epochs=0, epochs=12, lr=3e-3, cache_features=False, head=HeadCfg(dropout=0.1)),
     'ntsnet': dict(freeze_epochs=0, epochs=4, lr=1e-3, cache_features=False),
-    # Measured on flowers (2 cores): the cached head alone reaches test 0.906 in 83 s; one unfrozen epoch at the
-    # suggested rate then took 353 s and lowered it to 0.852. Unfreezing stays one flag away: --epochs N.
+    # Whole-body epochs stay one flag away (--epochs N): bench/results/fine_tune.json measures fastai's own fine_tune
+    # against the head and the top stage (valid and test, 3 seeds); on a CPU each such epoch costs minutes.
     **{f'tf_efficientnet_lite{i}': dict(epochs=0) for i in range(3)},
-    # bench/results/time_to_accuracy.json (2 cores, means of 3 seeds): 2 top-block epochs after the head (2-29 s) raised test
-    # accuracy on 3 of 6 (finetune.MEASURED): flowers .905->.909, clothing .867->.875, grocery .749->.761; sports100 -.001.
+    # Lite0 adds 2 top-stage epochs on cached maps: bench/results/time_to_accuracy.json ('table') compares them with the
+    # head alone on the six photo datasets, 3 seeds each ('finetune_helps_on').
     'tf_efficientnet_lite0': dict(epochs=0, top_epochs=2),
 }
 

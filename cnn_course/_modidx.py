@@ -705,7 +705,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'cnn_course/lr_finder.py'),
                                       'cnn_course.lr_finder.MemLRFinder.before_fit': ( 'lr_finder.html#memlrfinder.before_fit',
                                                                                        'cnn_course/lr_finder.py'),
-                                      'cnn_course.lr_finder._lr_curve': ('lr_finder.html#_lr_curve', 'cnn_course/lr_finder.py'),
                                       'cnn_course.lr_finder.find_lr': ('lr_finder.html#find_lr', 'cnn_course/lr_finder.py'),
                                       'cnn_course.lr_finder.lr_found': ('lr_finder.html#lr_found', 'cnn_course/lr_finder.py')},
             'cnn_course.models': { 'cnn_course.models.ConcatPool2d': ('models.html#concatpool2d', 'cnn_course/models.py'),

@@ -55,15 +55,10 @@ def lr_found(lrs, losses, # What fastai's `Recorder` holds after an `lr_find` fi
         except IndexError: return math.nan
     return LRSuggestions({k: at(f) for k, f in SUGGESTERS.items()}, lrs.tolist(), losses.tolist())
 
-def _lr_curve(learn, num_it) -> dict:
-    n_epoch = num_it//len(learn.dls.train) + 1
-    with learn.no_logging(), learn.no_bar(), kept_random_states(*learn.dls.loaders):
-        learn.fit(n_epoch, cbs=MemLRFinder(num_it=num_it))
-    return dict(lrs=torch.tensor(learn.recorder.lrs), losses=torch.tensor(learn.recorder.losses))  # `lr_found` trims
-
 def find_lr(learn:Learner, # The learner (its frozen/unfrozen state decides what is searched)
             num_it:int=100, # Mini-batches of increasing learning rate
            ) -> LRSuggestions:
     "Run fastai's LR range test and return its four suggestions; the random states are left as it found them."
-    curve = _lr_curve(learn, num_it)
-    return lr_found(curve['lrs'], curve['losses'], num_it)
+    with learn.no_logging(), learn.no_bar(), kept_random_states(*learn.dls.loaders):
+        learn.fit(num_it//len(learn.dls.train) + 1, cbs=MemLRFinder(num_it=num_it))
+    return lr_found(learn.recorder.lrs, learn.recorder.losses, num_it)

@@ -3,11 +3,13 @@
 Every lesson runs in its own process through `nbdev-test` (which also makes each exercise's self-check strict, so the
 solutions are checked on the full data), with CNN_COURSE_LESSON_SIZE=full. Every run a lesson saves (model.json) is
 read back: its dataset says which original project it stands for, and the registry gives what that project reported.
-Prints one JSON object (with `projects_md`, the Markdown table pasted in lessons/README.md):
-  python bench/lessons.py [--data ../shared/data] [--only 01 03] [--limit 300]
+Each executed notebook is saved, with its outputs, to --executed (default build/executed; the committed lessons are
+never written to): `tools/build_site.py --executed build/executed` shows them, so the full run is paid once.
+Prints one JSON object (with `projects_md`, the Markdown table tools/render_numbers.py renders into lessons/README.md):
+  python bench/lessons.py [--data ../shared/data] [--only 01 03] [--limit 300] [--executed build/executed]
 Run it on a quiet machine: two busy cores make every number larger.
 """
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, hashlib, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,31 +31,57 @@ def run_metrics(runs:Path, since:float, lesson:str='') -> dict:
     return out
 
 def thresholds(lesson:str, data:Path) -> dict:
-    "Each threshold exercise of `lesson` checked on the run the full lesson saved, measured on its public test split."
+    "Each run a graded exercise of `lesson` judges (a choice or a threshold), measured on its public test split."
     from cnn_course.evaluate import evaluate
-    from cnn_course.exercise_checks import THRESHOLDS
-    from cnn_course.exercises import check
+    from cnn_course.graded_runs import GOALS, measure, reaches
     from cnn_course.runs import load_run
     os.environ['CNN_COURSE_DATA'], out = str(data), {}  # runs saved by `learn.save_run` find their photos through it
-    for ex, (run, *_) in THRESHOLDS.items():
+    for ex, goal in GOALS.items():
         if ex.split('.')[0] != str(int(lesson)): continue
-        folder = ROOT/'lessons'/run
+        folder = ROOT/'lessons'/goal.run
         try:
             ev = evaluate(load_run(folder))
             labels = ev.predictions.label.map(ev.metrics.classes.index).to_numpy()
-            fb = check(ex, str(folder), metrics=ev.metrics, probs=ev.probs, labels=labels)
-            out[ex] = dict(passed=fb.ok, feedback=fb.text)
-        except Exception as e: out[ex] = dict(passed=False, feedback=f'{type(e).__name__}: {e}')
+            value, n, name = measure(goal.measure, ev.metrics, ev.probs, labels)
+            ok, line = reaches(goal, folder, ev.metrics, ev.probs, labels)
+            out[ex] = dict(run=goal.run, measure=goal.measure, value=round(value, 6), n=n, threshold=goal.threshold, passed=ok, feedback=line)
+        except Exception as e: out[ex] = dict(run=goal.run, passed=False, feedback=f'{type(e).__name__}: {e}')
     return out
 
-def bench(nb:Path, data:Path, limit:float, warm:bool=False) -> dict:
+def source_digest(nb:Path) -> str:
+    "SHA-256 of a notebook's cells (type and source): what was run, whatever its outputs and metadata."
+    cells = json.loads(Path(nb).read_text())['cells']
+    return hashlib.sha256(json.dumps([(c['cell_type'], ''.join(c['source'])) for c in cells]).encode()).hexdigest()
+
+# nbdev-test on one notebook (same flags, same strict self-checks, run in the notebook's folder), its outputs written to
+# argv[2] instead of back to the notebook (nbdev-test --save would overwrite the committed lesson)
+RUN_AND_SAVE = ('import sys, nbdev.test as T; from fastcore.nbio import write_nb; from pathlib import Path; '
+                'Path(sys.argv[2]).parent.mkdir(parents=True, exist_ok=True); '
+                'T.write_nb = lambda nb, fn: write_nb(nb, sys.argv[2]); T.nbdev_test.__wrapped__(path=sys.argv[1], save=True)')
+
+def run_lesson(nb:Path, env:dict, dest:Path|None=None, size:str='full') -> subprocess.CompletedProcess:
+    "Run `nb` as `nbdev-test` does; with `dest`, save the executed notebook there, its source digest and size in its metadata."
+    nb = Path(nb).resolve()
+    cmd = [sys.executable, '-c', RUN_AND_SAVE, str(nb), str(dest)] if dest else [str(Path(sys.executable).parent/'nbdev-test'), str(nb)]
+    if dest: Path(dest).unlink(missing_ok=True)  # a failed run leaves no executed copy (nbdev saves only on success)
+    t0 = time.time()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if dest and Path(dest).is_file():
+        out = json.loads(Path(dest).read_text())
+        out['metadata']['cnn_course'] = dict(source=nb.name, source_sha256=source_digest(nb), size=size,
+                                             executed=time.strftime('%Y-%m-%d %H:%M', time.localtime(t0)))
+        Path(dest).write_text(json.dumps(out, indent=1, ensure_ascii=False) + '\n')
+    return r
+
+def bench(nb:Path, data:Path, limit:float, warm:bool=False, executed:Path|None=None) -> dict:
     env = {**os.environ, 'CNN_COURSE_DATA': str(data), 'CNN_COURSE_LESSON_SIZE': 'full'}
     with tempfile.TemporaryDirectory() as home:
         if not warm: env['CNN_COURSE_HOME'] = home  # an empty course home: a cold feature cache, as a learner's first run
         t0, wall0 = time.time(), time.perf_counter()
-        r = subprocess.run([str(Path(sys.executable).parent/'nbdev-test'), str(nb)], env=env, capture_output=True, text=True)
+        r = run_lesson(nb, env, executed/nb.name if executed else None)
         secs = round(time.perf_counter() - wall0, 1)
-    res = dict(lesson=nb.stem, seconds=secs, ok=r.returncode == 0, within_limit=secs <= limit, runs=run_metrics(nb.parent/'runs', t0, nb.name[:2]))
+    res = dict(lesson=nb.stem, seconds=secs, date=time.strftime('%Y-%m-%d', time.localtime(t0)), ok=r.returncode == 0,
+               within_limit=secs <= limit, runs=run_metrics(nb.parent/'runs', t0, nb.name[:2]))
     res['thresholds'] = thresholds(nb.name[:2], data)
     if r.returncode: res['error'] = '\n'.join([l for l in (r.stderr + r.stdout).splitlines() if 'Error' in l or 'Executing Cell' in l][-4:])
     return res
@@ -90,11 +118,14 @@ def main():
     p.add_argument('--limit', type=float, default=300, help='seconds allowed per lesson')
     p.add_argument('--warm', action='store_true', help="use the current course home and its feature cache (default: an empty one per lesson)")
     p.add_argument('--out', type=Path, default=ROOT/'bench'/'results'/'lessons.json', help='also written here')
+    p.add_argument('--executed', type=Path, default=ROOT/'build'/'executed',
+                   help="save each executed lesson here (for tools/build_site.py --executed); '' saves none")
     a = p.parse_args()
     missing = [d for d in ('flowers', 'clothing', 'sports100', 'eggs', 'anime', 'grocery') if not (a.data/d).is_dir()]
     if missing: sys.exit(f'No real data for {", ".join(missing)} at {a.data}: pass --data (the folder holding them).')
     nbs = [n for n in sorted((ROOT/'lessons').glob('[0-9]*.ipynb')) if not a.only or any(n.name.startswith(o) for o in a.only)]
-    results = [bench(n, a.data.resolve(), a.limit, a.warm) for n in nbs]
+    executed = a.executed.resolve() if str(a.executed) not in ('', '.') else None
+    results = [bench(n, a.data.resolve(), a.limit, a.warm, executed) for n in nbs]
     rows = projects_table(results)
     text = json.dumps(dict(machine=dict(cpus=os.cpu_count(), loadavg_after=os.getloadavg()), cache='warm' if a.warm else 'cold', limit_s=a.limit, total_s=round(sum(r['seconds'] for r in results), 1),
                           all_ok=all(r['ok'] and r['within_limit'] for r in results), lessons=results, projects=rows,

@@ -7,76 +7,22 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import numpy as np, pandas as pd
-from .exercises import exercise
+from .exercises import exercise, written
+from . import graded_runs, foundations, own_photos  # noqa: F401  (they register the runs', lesson 0's and lesson 8's exercises)
 from .data import class_counts
 from .evaluate import wilson_interval, most_confused
 from .learner import _size
 from .models import parts
-from .runs import PICKLE_EXTS, RUN_FILES, read_meta
+from .runs import PICKLE_EXTS, RUN_FILES
 from .widgets import lr_advice
 
 # %% auto #0
-__all__ = ['THRESHOLDS', 'SHAPES_RUN', 'threshold_check', 'datablock_summary', 'draw_shares', 'class_weights',
-           'trainable_after_freeze']
+__all__ = ['datablock_summary', 'draw_shares', 'class_weights', 'trainable_after_freeze']
 
 # %% ../nbs/14b_exercise_checks.ipynb #f73650b8
 def _close(a, b, tol=1e-3) -> bool: return abs(float(a) - float(b)) <= tol
 def _number(x) -> bool: return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 def _not_number(x) -> tuple: return False, f'Give a number, not a {type(x).__name__}.'
-
-# %% ../nbs/14b_exercise_checks.ipynb #0d51d26d
-THRESHOLDS = { # exercise: (run folder, what is measured, threshold, why this number)
-    '1.3': ('runs/lesson1', 'accuracy', 0.85, 'the flowers rubric'),
-    '2.4': ('runs/lesson2-balanced', 'recall:outer', 0.70, "the clothing project's outer: 72-85%; the course's full run: 78.9% of 38"),
-    '3.3': ('runs/lesson3/anime', 'accuracy', 0.95, 'the anime project (98% with a frozen body)'),
-    '4.3': ('runs/lesson4/lite0', 'accuracy', 0.70, "the products project's ResNet34 (77.9%), less the 7-point width of the interval on 538 photos"),
-    '5.3': ('runs/lesson5', 'accuracy', 0.75, 'ten clothing classes, a frozen body'),
-    '6.3': ('runs/lesson6/runs/project', 'accuracy', 0.85, 'the flowers rubric'),
-    '7.3': ('runs/lesson7/sports_lite0', 'top5', 0.95, "the sports project's top-5"),
-}
-
-def _measure(what:str, metrics=None, probs=None, labels=None) -> tuple:
-    "(value, images, name) of `what` on the given predictions."
-    if what == 'top5':
-        probs, labels = np.asarray(probs), np.asarray(labels)
-        return float((np.argsort(-probs, 1)[:, :5] == labels[:, None]).any(1).mean()), len(labels), 'top-5 accuracy'
-    if what.startswith('recall:'):
-        c = what.split(':', 1)[1]
-        if c not in metrics.classes: raise ValueError(f'the run has no class {c!r} (its classes: {", ".join(metrics.classes)})')
-        i = list(metrics.classes).index(c)
-        return float(np.nan_to_num(metrics.recall[i])), int(metrics.support[i]), f'accuracy of {c!r}'
-    return float(metrics.accuracy), int(metrics.n), 'test accuracy'
-
-SHAPES_RUN = ("this run trained on generated shapes (the lesson's photos were missing), and a shapes run cannot be graded: "
-              "get the photos with the `cnn-course data get` command the lesson's first cell printed, then run the lesson again.")
-
-def _run_metrics(folder:Path) -> tuple:
-    "(accuracy, n) that `save_run` recorded on the public test split."
-    meta = read_meta(folder)
-    if meta.get('dataset') == 'shapes': raise ValueError(SHAPES_RUN)
-    m = meta.get('metrics', {})
-    if m.get('test_accuracy') is None: raise ValueError(f'{folder} has no test accuracy: save it with `learn.save_run(folder, test_dl)`')
-    return float(m['test_accuracy']), int(m.get('n_test') or 0)
-
-def threshold_check(id:str):
-    "The check of threshold exercise `id`: the run's measure reaches the threshold."
-    run, what, t, why = THRESHOLDS[id]
-    def _check(answer, metrics=None, probs=None, labels=None, where='public test'):
-        if not isinstance(answer, (str, Path)): return False, f"Give the folder of the saved run, '{run}'."
-        if Path(answer).as_posix().rstrip('/')[-len(run):] != run: return False, f'Save the run to {run!r} and give that folder: the grader reads it there.'
-        if metrics is None and probs is None:
-            acc, n = _run_metrics(Path(answer))
-            value, n, name = acc, n, 'test accuracy'
-        else: value, n, name = _measure(what, metrics, probs, labels)
-        lo, hi = wilson_interval(round(value*n), n) if n else (math.nan, math.nan)
-        line = f'{name} {value:.1%} on {n} {where} images (95% interval {lo:.1%} to {hi:.1%}); the threshold is {t:.0%} ({why})'
-        return (True, line + '.') if value >= t else (False, line + ': train longer, fix the imbalance, or use the whole data (a small run does not reach it).')
-    return _check
-
-_NAMES = {'accuracy': 'test accuracy', 'top5': 'top-5 test accuracy'}
-for _id, (_run, _what, _t, _why) in THRESHOLDS.items():
-    _name = _NAMES.get(_what) or f"test accuracy of {_what.split(':')[1]!r}"
-    exercise(_id, f"the folder of your saved run, '{_run}': its {_name} must reach {_t:.0%}", 2., 'threshold')(threshold_check(_id))
 
 # %% ../nbs/14b_exercise_checks.ipynb #e6ad127c
 @exercise('1.1', 'a dict {class: number of TRAINING images} of the DataLoaders `dls`.')
@@ -92,7 +38,7 @@ def _counts(answer, dls=None, counts=None):
     off = [k for k in want if got[k] != want[k]]
     return False, f'Wrong for {", ".join(off)}: count the labels of `dls.train` (or use `class_counts(dls)`).'
 
-@exercise('1.2', 'the test accuracy of a "model" that always predicts the most common test class (a fraction).')
+@exercise('1.3', 'the test accuracy of a "model" that always predicts the most common test class (a fraction), computed by your code.', 1., 'code')
 def _majority(answer, counts):
     if not _number(answer): return _not_number(answer)
     te = counts['test']
@@ -102,6 +48,8 @@ def _majority(answer, counts):
     if _close(answer, 1/n): return False, f'{1/n:.1%} is guessing uniformly among {n} classes; the question asks for always predicting the most common class.'
     if _close(answer, counts['train'].max()/counts['train'].sum()): return False, 'That is the share of the largest TRAINING class; the accuracy is measured on the test split.'
     return False, f'The most common class of the test column of `class_counts`, divided by all {te.sum()} test images.'
+
+written('1.4', 'why the number of epochs is chosen on the validation split and the accuracy reported on the test split: what would go wrong if the test split chose?')
 
 # %% ../nbs/14b_exercise_checks.ipynb #d1357222
 def datablock_summary(dls) -> dict:
@@ -176,6 +124,8 @@ def _balanced(answer, counts=None):
     if share[lo] >= 0.5*even: return True, f'The rarest class, {lo!r}, is now {share[lo]:.0%} of the training draws (even: {even:.0%}).'
     return False, f'{lo!r} is only {share[lo]:.0%} of the training draws; with oversampling every class is near {even:.0%}. Weight each training photo by 1/(photos of its class) in `block.weighted_dataloaders(source, wgts=...)`.'
 
+written('2.5', 'which classes oversampling helped and which it hurt on the validation split, and why drawing rare photos more often does that.')
+
 # %% ../nbs/14b_exercise_checks.ipynb #1b1c3025
 def _lr_record(answer, sugg=None, **_):
     return dict(lr=answer, curve=None if sugg is None else dict(suggestions=dict(sugg.suggestions), lrs=list(sugg.lrs), losses=list(sugg.losses)))
@@ -195,6 +145,8 @@ def _best_epoch(answer, history):
     if int(answer) == want - 1: return False, 'Epochs are numbered from 1 in the history, not from 0.'
     if int(answer) == tl: return False, 'That is where the TRAINING loss is lowest; it keeps falling while the model memorises. Read the validation loss.'
     return False, 'Find the epoch with the lowest validation loss.'
+
+written('3.4', 'why the top stage is trained with smaller learning rates than the head, and what the over-fitting curves showed.')
 
 # %% ../nbs/14b_exercise_checks.ipynb #9fd50acc
 def trainable_after_freeze(model) -> tuple:
@@ -218,20 +170,22 @@ def _trainable(answer, learn=None, model=None):
     if int(answer) == head: return False, "That is the head alone; fastai's `freeze` keeps the body's batch-norm layers trainable too (`train_bn=True`)."
     return False, 'Sum `p.numel()` over `learn.model.parameters()` with `p.requires_grad`.'
 
-@exercise('4.2', 'the backbone to choose when training may take at most `budget` seconds: the most accurate within it.')
-def _pick(answer, table, budget):
-    ok = table[table.seconds <= budget]
-    if ok.empty: return False, f'No backbone trained within {budget} s; raise the budget.'
-    want, best = ok.loc[ok.accuracy.idxmax(), 'arch'], table.loc[table.accuracy.idxmax(), 'arch']
-    fastest = table.loc[table.seconds.idxmin(), 'arch']
-    if answer not in set(table.arch): return False, f'Choose one of {", ".join(table.arch)}.'
-    if answer == want: return True, f'{want} is the most accurate of those within {budget:.0f} s.'
-    if answer == best: return False, f'{best} is the most accurate, but it took longer than {budget:.0f} s.'
-    if answer == fastest: return False, f'{fastest} is the fastest, but another one within {budget:.0f} s is more accurate.'
-    return False, f'Keep the rows with seconds <= {budget:.0f}, then take the highest accuracy.'
+written('4.3', 'whether the differences between the backbones are larger than their test intervals, and which one you would ship on a laptop CPU, and why.')
 
 # %% ../nbs/14b_exercise_checks.ipynb #33c708b6
-@exercise('5.1', 'the most confused pair as (actual class, predicted class).')
+@exercise('5.2', 'a dict {class: accuracy of that class} computed by your code from the confusion matrix `interp.confusion_matrix()`.', 1., 'code')
+def _per_class(answer, metrics):
+    cls, rec = list(metrics.classes), np.nan_to_num(metrics.recall, nan=0.)
+    if not isinstance(answer, dict): return False, f'Give a dict {{class: accuracy}}, e.g. {{{cls[0]!r}: 0.9, ...}}; you gave a {type(answer).__name__}.'
+    got = {str(k): v for k, v in answer.items()}
+    if set(got) != set(cls): return False, f'The classes are {", ".join(cls)}; you gave {", ".join(got)[:200]}.'
+    if not all(_number(v) for v in got.values()): return False, 'Each value is a fraction between 0 and 1.'
+    if all(_close(got[c], r, 1e-3) for c, r in zip(cls, rec)): return True, f'From {min(rec):.0%} ({cls[int(rec.argmin())]}) to {max(rec):.0%} ({cls[int(rec.argmax())]}).'
+    prec = np.nan_to_num(metrics.precision, nan=0.)
+    if all(_close(got[c], r, 1e-3) for c, r in zip(cls, prec)): return False, 'Those are precisions (the columns); per-class accuracy divides the diagonal by the ROW sums: the images of each class.'
+    return False, 'Per-class accuracy: `cm.diagonal() / cm.sum(axis=1)`, the right images of each class over all its images.'
+
+@exercise('5.4', 'the most confused pair as (actual class, predicted class).')
 def _confused(answer, metrics):
     pairs = most_confused(metrics)
     if not pairs: return False, 'The model made no mistakes on this split: nothing is confused.'
@@ -244,7 +198,7 @@ def _confused(answer, metrics):
     if got in counts: return False, f'That pair was confused {counts[got]} times; another pair more often.'
     return False, 'Read the largest number off the diagonal of the confusion matrix, or use `most_confused`.'
 
-@exercise('5.2', 'the class with the lowest per-class accuracy ("Accuracy of X: 72%").')
+@exercise('5.3', 'the class with the lowest per-class accuracy ("Accuracy of X: 72%").')
 def _worst(answer, metrics):
     cls = list(metrics.classes)
     if answer not in cls: return False, f'Choose one of {", ".join(cls)}.'
@@ -253,8 +207,10 @@ def _worst(answer, metrics):
     if answer == cls[int(prec.argmin())]: return False, f"{answer!r} has the lowest PRECISION (how often a prediction of it is right); per-class accuracy is recall: of the class's images, how many were right."
     return False, 'Per-class accuracy: correct images of the class / images of the class (the confusion matrix row).'
 
+written('5.5', 'for the class with the lowest accuracy, what you would do next (photos, cleaning, augmentation, oversampling) and what in the top losses supports it.')
+
 # %% ../nbs/14b_exercise_checks.ipynb #9ddd63b0
-@exercise('6.1', "the lower end of the 95% confidence interval of a test accuracy measured on `n` images.")
+@exercise('6.1', "the lower end of the 95% Wilson interval of a test accuracy measured on `n` images, computed by your own code from the formula.", 1., 'code')
 def _lower(answer, accuracy, n):
     if not _number(answer): return _not_number(answer)
     k = round(accuracy*n); p = k/n
@@ -263,9 +219,9 @@ def _lower(answer, accuracy, n):
     if _close(answer, lo, 0.002): return True, f'{lo:.1%} to {hi:.1%} on {n} images: the range the true accuracy is in, 95% of the time.'
     if _close(answer, p, 1e-4): return False, f'{p:.1%} is the accuracy itself; the question asks for the lower end of its interval.'
     if _close(answer, p - 1.96*math.sqrt(p*(1-p)/n), 1e-4): return False, 'That is the textbook normal approximation; use the Wilson interval (`wilson_interval`), which stays right near 100% and for few images.'
-    return False, f'Use `wilson_interval(correct, n)` with the {n} test images (correct = accuracy × n).'
+    return False, f'Wilson: (p + z²/2n − z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n) with z = 1.96, p = correct/n and the {n} test images.'
 
-@exercise('6.2', 'the folder you packed for submission.', 1., 'code')
+@exercise('6.4', 'the folder you packed for submission.', 1., 'hand-in')
 def _packed(answer, folder=None):
     p = Path(folder or answer)
     if not p.is_dir(): return False, f'{answer} is not a folder: pack with `pack_submission(notebook, run_dir, out)`.'
@@ -276,8 +232,10 @@ def _packed(answer, folder=None):
     if pickles: return False, f'Remove {", ".join(pickles)}: pickles are never loaded by the grader.'
     return True, f'{", ".join(sorted(names))}: what the grader reads.'
 
+written('6.5', 'a classmate reports 92% on 50 test photos and you 90% on 736: whose model is better, and how sure can anyone be?')
+
 # %% ../nbs/14b_exercise_checks.ipynb #4588f148
-@exercise('7.1', 'the top-5 accuracy: the share of test images whose class is among the 5 most probable.')
+@exercise('7.2', 'the top-5 accuracy, computed by your code: the share of test images whose class is among the 5 most probable.', 1., 'code')
 def _top5(answer, probs, labels, tol=1e-3):
     if not _number(answer): return _not_number(answer)
     probs, labels = np.asarray(probs), np.asarray(labels)
@@ -287,7 +245,7 @@ def _top5(answer, probs, labels, tol=1e-3):
     if _close(answer, top1, tol): return False, 'That is top-1 accuracy; count an image as right when its class is anywhere in the 5 most probable.'
     return False, 'Sort each row of probabilities, keep the 5 largest, and count the images whose label is among them.'
 
-@exercise('7.2', 'how many parameters NTS-Net adds to its backbone body.')
+@exercise('7.3', 'how many parameters NTS-Net adds to its backbone body.')
 def _nts_params(answer, model):
     if not _number(answer): return _not_number(answer)
     n = lambda m: sum(p.numel() for p in m.parameters())
@@ -296,3 +254,5 @@ def _nts_params(answer, model):
     if int(answer) == nav: return False, 'That is the navigator alone; the classifiers on the whole image, the parts and their concatenation are new too.'
     if int(answer) == n(model): return False, 'That counts the body too; subtract it.'
     return False, 'Count the parameters of the whole model and subtract those of `model.body`.'
+
+written('7.4', 'why top-5 accuracy is so much higher than top-1 on 100 sports, and when top-5 is the right number to report.')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12e_exercise_grades.ipynb #811d872c
 from __future__ import annotations
-import random, statistics
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd, torch
@@ -21,7 +21,8 @@ from .data import label_func, split_items
 from .evaluate import metrics_from_predictions
 from .evidence import NotebookError, read_notebook
 from .exercises import EXERCISES, non_finite, read_answers
-from .exercise_checks import THRESHOLDS
+from .graded_runs import THRESHOLDS, CHOICES
+import cnn_course.exercise_checks  # noqa: F401  (registers every lesson's exercises)
 from .featcache import kept_random_states
 from .features import TensorDL, quiet
 from .grade import MODEL_ERRORS, TestSet, TestSetError, run_logits
@@ -32,19 +33,19 @@ from .lr_finder import LRSuggestions, find_lr
 from .runs import load_run, read_history, read_meta
 
 # %% auto #0
-__all__ = ['LESSON_DATA', 'MAX_PER_CLASS', 'NEEDS', 'LR_FIND', 'LESSON4_RUNS', 'GRADERS', 'BY_INSTRUCTOR', 'CHECK_ERRORS',
-           'GradingError', 'lesson_exercises', 'needed_sets', 'FileSet', 'public_items', 'labelled', 'hidden_set',
-           'build_sets', 'lr_find_curve', 'counts_of', 'Submission', 'grade_exercise', 'grade_lesson']
+__all__ = ['LESSON_DATA', 'MAX_PER_CLASS', 'NEEDS', 'LR_FIND', 'GRADERS', 'BY_INSTRUCTOR', 'CHECK_ERRORS', 'GradingError',
+           'lesson_exercises', 'needed_sets', 'FileSet', 'public_items', 'labelled', 'hidden_set', 'build_sets',
+           'lr_find_curve', 'counts_of', 'Submission', 'grade_exercise', 'grade_lesson']
 
 # %% ../nbs/12e_exercise_grades.ipynb #29abdf33
-LESSON_DATA = {1: 'flowers', 2: 'fashion5', 3: 'anime', 4: 'grocery10', 5: 'clothing', 6: 'flowers', 7: 'sports100'}
+LESSON_DATA = {0: 'flowers', 1: 'flowers', 2: 'fashion5', 3: 'anime', 4: 'grocery10', 5: 'clothing', 6: 'flowers', 7: 'sports100', 8: None} # 8: the learner's own photos (no hidden set: only its written answer is graded)
 MAX_PER_CLASS = {'sports100': 20}
 NEEDS = { # exercise: what of its lesson's dataset it needs ('items': the public splits, 'public': its test split to
           # evaluate a run on, 'hidden': the hidden test set), or (what, dataset) of another one ('lr_find': the
           # grader's own lr_find curve)
-    '1.1': 'items', '1.2': 'items', '2.1': 'items', '2.2': 'items', '2.3': 'items', '3.1': ('lr_find', 'eggs'),
-    '4.2': 'public', '5.1': 'public', '5.2': 'public', '6.1': 'public', '7.1': 'public',
-    **{i: 'hidden' for i in THRESHOLDS}}
+    '1.1': 'items', '1.3': 'items', '2.1': 'items', '2.2': 'items', '2.3': 'items', '3.1': ('lr_find', 'eggs'),
+    '5.2': 'public', '5.3': 'public', '5.4': 'public', '6.1': 'public', '7.2': 'public',
+    **{i: 'hidden' for i in (*THRESHOLDS, *CHOICES)}}
 
 class GradingError(CourseError, ValueError):
     "An exercise the grader cannot measure from the submission; the message says what to hand in."
@@ -181,18 +182,6 @@ def _history(s, a, rel='runs/lesson3/overfit'):
 def _trainable(s, a):
     return a, dict(model=create_model('tf_efficientnet_lite0', len(get_dataset('grocery10').classes), pretrained=False))
 
-LESSON4_RUNS = ('simple_cnn', 'lite0', 'lite1', 'lite2')
-
-def _table(s, a):
-    rows = []
-    for r in LESSON4_RUNS:
-        rel = f'runs/lesson4/{r}'
-        m, (_, _, met) = s.meta(rel), s.predictions(rel, 'public', 'grocery10')  # measured, never model.json's metrics
-        sec = float((m.get('seconds') or {}).get('total') or 0)
-        rows.append(dict(arch=m['arch'], accuracy=met.accuracy, n=met.n, seconds=sec))
-    t = pd.DataFrame(rows)
-    return a, dict(table=t, budget=float(statistics.median(t.seconds)))
-
 def _public(name, rel, what):
     def ctx(s, a):
         probs, labels, m = s.predictions(rel, 'public', name)
@@ -204,35 +193,40 @@ def _public(name, rel, what):
 def _nts(s, a):
     return a, dict(model=create_ntsnet(4, 'tf_efficientnet_lite0', pretrained=False, cfg=NTSConfig(proposals=4, cat=2, sizes=(0.25, 0.4, 0.6))))
 
+def _hidden(goal, lesson:int, s, a):
+    probs, labels, m = s.predictions(goal.run, 'hidden', LESSON_DATA[lesson])
+    return (dict(probs=probs, labels=labels) if goal.measure == 'top5' else dict(metrics=m)) | dict(where='hidden test')
+
 def _threshold(id):
-    rel, what, _, _ = THRESHOLDS[id]
+    return lambda s, a: (a, _hidden(THRESHOLDS[id], int(id.split('.')[0]), s, a))
+
+def _choice(id):
     def ctx(s, a):
-        probs, labels, m = s.predictions(rel, 'hidden', LESSON_DATA[int(id.split('.')[0])])
-        return a, (dict(probs=probs, labels=labels) if what == 'top5' else dict(metrics=m)) | dict(where='hidden test')
+        if not isinstance(a, dict) or 'choice' not in a:
+            raise GradingError(f"the recorded answer to {id} is not a choice with the validation accuracies it was made on: run its `check({id!r}, choice, valid=...)` cell and save the notebook.")
+        return a['choice'], dict(valid=a.get('valid')) | _hidden(CHOICES[id], int(id.split('.')[0]), s, a)
     return ctx
 
 _counts = lambda name: lambda s, a: (a, dict(counts=s.counts(name)))
-GRADERS = {'1.1': _counts('flowers'), '1.2': _counts('flowers'), '2.1': _datablock, '2.2': _counts('fashion5'), '2.3': _counts('fashion5'),
-           '3.1': _lr, '3.2': _history, '4.1': _trainable, '4.2': _table, '5.1': _public('clothing', 'runs/lesson5', 'metrics'),
-           '5.2': _public('clothing', 'runs/lesson5', 'metrics'), '6.1': _public('flowers', THRESHOLDS['6.3'][0], 'interval'),
-           '6.2': lambda s, a: (a, dict(folder=s.folder/'runs/lesson6/submission')),
-           '7.1': _public('sports100', THRESHOLDS['7.3'][0], 'probs'), '7.2': _nts, **{i: _threshold(i) for i in THRESHOLDS}}
+_recorded = lambda s, a: (a, {})  # judged on what the notebook recorded its function gave
+GRADERS = {'0.1': _recorded, '0.2': _recorded, '1.1': _counts('flowers'), '1.3': _counts('flowers'), '2.1': _datablock, '2.2': _counts('fashion5'), '2.3': _counts('fashion5'),
+           '3.1': _lr, '3.2': _history, '4.1': _trainable, **{i: _public('clothing', CHOICES['5.1'].run, 'metrics') for i in ('5.2', '5.3', '5.4')},
+           '6.1': _public('flowers', THRESHOLDS['6.2'].run, 'interval'), '6.4': lambda s, a: (a, dict(folder=s.folder/'runs/lesson6/submission')),
+           '7.2': _public('sports100', CHOICES['7.1'].run, 'probs'), '7.3': _nts,
+           **{i: _threshold(i) for i in THRESHOLDS}, **{i: _choice(i) for i in CHOICES}}
 BY_INSTRUCTOR = { # exercise: why the grader cannot recompute what it would be judged against
+    '0.1': "the grader does not run the notebook's function; its output on the example batch is the notebook's own record",
+    '0.2': "the grader does not run the notebook's function; its output on the example batch is the notebook's own record",
     '2.1': "the grader does not run the notebook's DataBlock; the summary of what it made is the notebook's own record",
     '2.3': "the grader does not run the code that made the DataLoaders; their sampling weights are the notebook's "
            'own record',
     '3.2': "the over-fitting run's history.csv is written by the notebook, and its training cannot be repeated",
-    '4.2': "the training seconds in the four runs' model.json are the learner's measurement; they cannot be repeated",
 }
 
 def _shown(x, n:int=300) -> str: s = repr(x); return s if len(s) <= n else s[:n] + '...'
 
 def _evidence(a, ctx:dict) -> str:
     "What the instructor decides on: the answer, and what the grader measured or the submission recorded."
-    if 'table' in ctx:
-        rows = '; '.join(f'{r.arch} {r.accuracy:.1%} of {r.n} ({r.seconds:g} s)' for r in ctx['table'].itertuples())
-        return (f'answered {_shown(a)}; test accuracy measured by the grader on the public test split, with the '
-                f"recorded seconds: {rows}; budget (their median) {ctx['budget']:g} s")
     if 'history' in ctx and len(h := ctx['history']):
         best = int(h.valid_loss.to_numpy(float).argmin()) + 1  # as the check reads it
         return f'answered {_shown(a)}; the history.csv has its lowest valid loss after epoch {best} of {len(h)}'
@@ -243,6 +237,10 @@ CHECK_ERRORS = (*MODEL_ERRORS, AttributeError, IndexError, ArithmeticError)
 
 def grade_exercise(ex, s:Submission, answer) -> tuple:
     "(ok, why) of one recorded answer, judged on the grader's own context; ok is None: the instructor's to judge."
+    if ex.kind == 'written':
+        ok, why = ex.check(answer)
+        text = answer if isinstance(answer, str) else repr(answer)
+        return None, f'For the instructor (a written answer; the check says: {why}): "{text[:3000]}"'
     if bad := non_finite(answer):
         return False, f'the recorded answer holds {bad}, which no exercise judges: give a finite number and save again.'
     try:

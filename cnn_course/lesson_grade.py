@@ -16,7 +16,7 @@ from .owned import check_owned
 from .rubric import Criterion, Rubric
 from .runs import read_meta
 from .sandbox import Limits, run_jobs, stage_submission
-from .exercise_grades import LESSON_DATA, LESSON4_RUNS, FileSet, build_sets, grade_lesson, lesson_exercises
+from .exercise_grades import LESSON_DATA, FileSet, build_sets, grade_lesson, lesson_exercises
 
 # %% auto #0
 __all__ = ['LESSONS', 'RUN_FOLDERS', 'MAX_MB', 'lessons_rubric', 'stage_lessons', 'lesson_notebook', 'grade_lessons',
@@ -25,9 +25,9 @@ __all__ = ['LESSONS', 'RUN_FOLDERS', 'MAX_MB', 'lessons_rubric', 'stage_lessons'
 # %% ../nbs/12d_lesson_grade.ipynb #2f001243
 LESSONS = tuple(sorted(LESSON_DATA))
 RUN_FOLDERS = { # lesson: the run folders (in the submission) its exercises read
-    1: ['runs/lesson1'], 2: ['runs/lesson2-balanced'], 3: ['runs/lesson3/overfit', 'runs/lesson3/anime'],
-    4: [f'runs/lesson4/{r}' for r in LESSON4_RUNS], 5: ['runs/lesson5'], 6: ['runs/lesson6/runs/project', 'runs/lesson6/submission'],
-    7: ['runs/lesson7/sports_lite0']}
+    0: ['runs/lesson0'], 1: ['runs/lesson1'], 2: ['runs/lesson2'], 3: ['runs/lesson3/overfit', 'runs/lesson3/anime'], 4: ['runs/lesson4/chosen'],
+    5: ['runs/lesson5'], 6: ['runs/lesson6/runs/project', 'runs/lesson6/chosen', 'runs/lesson6/submission'],
+    7: ['runs/lesson7/sports_lite0'], 8: []}
 MAX_MB = 200 # Size cap of any submitted file
 
 def lessons_rubric(lessons) -> Rubric:

@@ -87,7 +87,7 @@ def test_3_1_a_made_up_smooth_curve_does_not_pass(world, tmp_path):
     assert g['points']['3.1'] == 0. and 'too high' in g['reasons']['3.1'], g['reasons']['3.1']
     assert _grade(world, tmp_path, 3, {'3.1': 1e-3})['points']['3.1'] == 1.  # the rate alone is enough
 
-# 2.1, 2.3, 3.2, 4.2: what the notebook or a run's own files claim cannot be recomputed: the instructor decides
+# 2.1, 2.3, 3.2: what the notebook or a run's own files claim cannot be recomputed: the instructor decides
 
 def test_2_1_a_forged_datablock_summary_waits_for_the_instructor(world, tmp_path):
     items, b = world['sets']['items', 'fashion5'], get_backbone('tf_efficientnet_lite0')
@@ -119,33 +119,30 @@ def _run(out:Path, arch:str, classes, **meta) -> Path:
              pretrained=False)
     return save_run(out, create_model(arch, len(classes), pretrained=False), {**m, **meta})
 
-def test_4_2_forged_metrics_are_not_believed(world, tmp_path):
-    "model.json says Lite2 was 99% accurate and the fastest: the grader shows the accuracies it measures itself."
-    forged = {'simple_cnn': (.1, 10), 'lite0': (.2, 20), 'lite1': (.3, 30), 'lite2': (.99, 5)}
-    for name, (acc, sec) in forged.items():
-        arch = 'simple_cnn' if name == 'simple_cnn' else f'tf_efficientnet_{name}'
-        meta = dict(metrics={'test_accuracy': acc, 'n_test': 20}, seconds={'total': sec})
-        _run(tmp_path/'runs/lesson4'/name, arch, DATA['grocery'], **meta)
-    g = _grade(world, tmp_path, 4, {'4.2': 'tf_efficientnet_lite2'})
-    _waits(g, '4.2')
-    why, ts = g['reasons']['4.2'], world['sets']['public', 'grocery10']
-    assert '99' not in why, why
-    run = load_run(tmp_path/'runs/lesson4/lite2')
+def test_4_2_a_choice_is_judged_on_the_hidden_test_set_never_on_what_the_run_or_notebook_claims(world, tmp_path):
+    "model.json says 99% and the recorded validation table backs the choice: the grader measures the run on hidden photos."
+    _run(tmp_path/'runs/lesson4/chosen', 'tf_efficientnet_lite0', DATA['grocery'], metrics={'test_accuracy': .99, 'n_test': 20})
+    g = _grade(world, tmp_path, 4, {'4.2': {'choice': 'tf_efficientnet_lite0', 'valid': {'tf_efficientnet_lite0': .99, 'simple_cnn': .1}}})
+    why, ts = g['reasons']['4.2'], world['sets']['hidden', 'grocery10']
+    run = load_run(tmp_path/'runs/lesson4/chosen')
     acc = float((run_logits(run, ts).argmax(1) == ts.labels).float().mean())
-    assert f'tf_efficientnet_lite2 {acc:.1%}' in why, why
+    assert f'accuracy {acc:.1%} on {len(ts.labels)} hidden test images' in why and '99.0%' in why, why  # 99%: the recorded validation
+    assert g['points']['4.2'] == (2. if acc >= .70 else 0.)
+    g = _grade(world, tmp_path, 4, {'4.2': 'tf_efficientnet_lite0'})  # a bare value, not what `check` records for a choice
+    assert g['points']['4.2'] == 0. and 'validation accuracies' in g['reasons']['4.2'], g['reasons']['4.2']
 
 # a number that is not finite costs its own answer, and says which
 
-@pytest.mark.parametrize('where,token,named', [('1.2', 'Infinity', 'Infinity'), ('1.2', 'NaN', 'NaN'),
-                                               ('1.1', '-Infinity', '-Infinity'), ('1.2', '1' + '0'*400, '401 digits'),
-                                               ('1.2', '9'*5000, 'Infinity')])  # past Python's int() limit
+@pytest.mark.parametrize('where,token,named', [('1.3', 'Infinity', 'Infinity'), ('1.3', 'NaN', 'NaN'),
+                                               ('1.1', '-Infinity', '-Infinity'), ('1.3', '1' + '0'*400, '401 digits'),
+                                               ('1.3', '9'*5000, 'Infinity')])  # past Python's int() limit
 def test_a_non_finite_number_costs_that_answer_only(world, tmp_path, where, token, named):
     counts = counts_of('flowers', world['sets']['items', 'flowers'])
-    right = {'1.1': counts['train'].to_dict(), '1.2': counts['test'].max()/counts['test'].sum()}
-    answers = {**right, where: 'BAD' if where == '1.2' else {**right['1.1'], 'daisy': 'BAD'}}
+    right = {'1.1': counts['train'].to_dict(), '1.3': counts['test'].max()/counts['test'].sum()}
+    answers = {**right, where: 'BAD' if where == '1.3' else {**right['1.1'], 'daisy': 'BAD'}}
     g = _grade(world, tmp_path, 1, answers, raw={'BAD': token})
     assert g['points'][where] == 0. and named in g['reasons'][where], g['reasons'][where]
-    other = ({'1.1', '1.2'} - {where}).pop()
+    other = ({'1.1', '1.3'} - {where}).pop()
     assert g['points'][other] == 1., g['reasons'][other]
 
 def test_an_infinite_rate_is_named(world, tmp_path):

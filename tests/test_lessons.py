@@ -29,15 +29,46 @@ def _executed(nb):
     nb['metadata']['widgets'] = {'application/vnd.jupyter.widget-state+json': {'state': {}}}
     return nb
 
-def test_there_are_seven_lessons_each_with_exercises():
-    assert [p.name[:2] for p in NBS] == ['01', '02', '03', '04', '05', '06', '07']
+GRADED = [p for p in NBS if 1 <= int(p.name[:2]) <= 7]  # the lessons graded by `grade-lessons` (00 and 08: below)
+
+def _checked(p) -> list:
+    "Exercise ids in the order the lesson's cells check them."
+    return [i for i, _ in CHECK_RE.findall('\n'.join(_code(json.loads(p.read_text()))))]
+
+def test_every_lesson_has_exercises_in_order():
+    assert [p.name[:2] for p in GRADED] == ['01', '02', '03', '04', '05', '06', '07']
     for p in NBS:
-        ids = CHECK_RE.findall('\n'.join(_code(json.loads(p.read_text()))))
+        ids = _checked(p)
         assert len(ids) >= 3, f'{p.name} has {len(ids)} self-checked exercises'
-        assert all(i.startswith(p.name[1] + '.') for i, _ in ids), (p.name, ids)
+        assert all(i.split('.')[0] == str(int(p.name[:2])) for i in ids), (p.name, ids)
+        assert ids == sorted(set(ids), key=lambda i: int(i.split('.')[1])), f'{p.name} checks {ids}: once each, in order'
+
+@pytest.mark.parametrize('path', GRADED, ids=lambda p: p.name)
+def test_every_graded_lesson_asks_for_code_a_choice_on_validation_and_a_written_answer(path):
+    kinds = {EXERCISES[i].kind for i in _checked(path) if EXERCISES[i].points}
+    assert {'code', 'choice', 'written'} <= kinds, (path.name, kinds)
+
+def test_few_points_for_handing_a_folder_in():
+    assert sum(e.points for e in EXERCISES.values() if e.kind in ('threshold', 'hand-in')) <= 4
+
+def _assigning(code:list, name:str) -> list:
+    "The lines that assign `name` or an item of it."
+    pat = re.compile(rf'^\s*{name}(?:\[[^\]]*\])?\s*=(?!=)')
+    return [l for c in code for l in c.splitlines() if pat.search(l)]
+
+@pytest.mark.parametrize('path', NBS, ids=lambda p: p.name)
+def test_no_choice_reads_the_test_split(path):
+    "What a choice is made on (`valid=...` of its check) is built from validation numbers, never from the test split."
+    code = _code(json.loads(path.read_text()))
+    for src in code:
+        for ex, table in re.findall(r"check\('(\d+\.\d+)',\s*\w+,\s*valid=(\w+)", src):
+            assert EXERCISES[ex].kind == 'choice', ex
+            made = _assigning(code, table)
+            assert made, f'{path.name}: nothing assigns {table}'
+            for line in made: assert 'test' not in line and 'valid' in line, (path.name, ex, line)
 
 def test_every_registered_exercise_is_used_in_its_lesson():
-    used = {i for p in NBS for i, _ in CHECK_RE.findall('\n'.join(_code(json.loads(p.read_text()))))}
+    used = {i for p in NBS for i in _checked(p)}
     assert used == set(EXERCISES)
 
 @pytest.mark.parametrize('path', NBS, ids=lambda p: p.name)
@@ -59,10 +90,10 @@ def test_learner_version_has_no_solution_code_and_no_outputs(path):
 
 @pytest.mark.parametrize('path', NBS, ids=lambda p: p.name)
 def test_learner_exercises_are_placeholders_the_check_reports_as_unanswered(path):
-    for src in _code(learner_notebook(json.loads(path.read_text()), path.name)):
-        for ex, name in CHECK_RE.findall(src):
-            assert re.search(rf'^{name} = \.\.\.  # YOUR CODE HERE$', src, re.M), src
-            assert check(ex, ...).ok is None
+    code = '\n'.join(_code(learner_notebook(json.loads(path.read_text()), path.name)))
+    for ex, name in CHECK_RE.findall(code):
+        assert re.search(rf'^{name} = \.\.\.  # YOUR CODE HERE$', code, re.M), (ex, name)
+        assert check(ex, ...).ok is None
 
 def test_learner_command_writes_every_lesson_and_keeps_a_learners_work(tmp_path, capsys):
     assert main(['lessons', 'learner', '--src', str(LESSONS), '--out', str(tmp_path/'learner')]) == 0

@@ -133,3 +133,31 @@ def test_lesson_page_shows_its_outputs(site):
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) >= 2  # show_batch, the curves, the confusion matrix...
     assert S.WIDGET_NOTE in page and 'VBox(' not in page  # the upload widget, noted, not printed as text
     assert re.search(r'In(&nbsp;|\s)\[1\]:', page)  # executed: cells carry execution counts
+
+def _bench_lessons():
+    spec = importlib.util.spec_from_file_location('bench_lessons', ROOT/'bench'/'lessons.py')
+    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+    return m
+
+def test_site_shows_the_lessons_bench_executed_without_running_them_again(tmp_path, monkeypatch):
+    "bench/lessons.py saves each lesson it runs (nbdev-test's run, outputs kept); the site shows that copy, once."
+    root = tmp_path/'repo'; (root/'lessons').mkdir(parents=True)
+    lesson = root/'lessons'/'01_tiny.ipynb'
+    lesson.write_text(json.dumps(_nb(_md('# Lesson 1: tiny\n\n> A test'), _code("import os\nprint('IN_TEST', os.environ.get('IN_TEST'))"))))
+    before = lesson.read_text()
+    r = _bench_lessons().run_lesson(lesson, dict(os.environ), tmp_path/'executed'/lesson.name)
+    assert r.returncode == 0, r.stderr
+    assert lesson.read_text() == before  # the committed lesson is never written to
+    saved = json.loads((tmp_path/'executed'/lesson.name).read_text())
+    assert saved['cells'][1]['outputs'][0]['text'] == ['IN_TEST 1\n']  # run as nbdev-test runs it (strict checks)
+    assert saved['metadata']['cnn_course']['size'] == 'full' and S.saved_run(lesson, tmp_path/'executed'/lesson.name) is None
+    ran = []
+    import cnn_course.lessons
+    monkeypatch.setattr(cnn_course.lessons, 'execute_notebook', lambda src, dest, timeout=0: ran.append(src) or dest)
+    done = S.execute_lessons(tmp_path/'build', root=root, executed=tmp_path/'executed')
+    assert ran == [] and json.loads(done[0].read_text())['cells'][1]['outputs']  # shown with its outputs, not rerun
+    lesson.write_text(json.dumps(_nb(_md('# Lesson 1: tiny'), _code('print(2)'))))  # the lesson changed since
+    assert S.saved_run(lesson, tmp_path/'executed'/lesson.name) == 'the lesson changed since its saved run'
+    S.execute_lessons(tmp_path/'build', root=root, executed=tmp_path/'executed')
+    assert ran == [tmp_path/'build'/lesson.name]  # executed here, since the saved run no longer matches
+    assert 'no saved run' in S.saved_run(lesson, tmp_path/'nowhere'/lesson.name)

@@ -5,6 +5,9 @@
 Pages come from nbdev's processed notebooks (`nbdev.serve.proc_nbs`: signatures from `show_doc`, links between
 modules), the same input `nbdev-docs` hands to Quarto. The lessons are executed first into `build/site/lessons` (the
 committed notebooks are never written to), `--size small` (CI: a few photos per class) or `full` (every photo).
+A full run of every lesson costs what `bench/lessons.py` measures (minutes each on two cores): that bench saves the
+notebooks it executes to `build/executed`, and `--executed build/executed` shows those instead of running the lessons
+again (a lesson changed since, whose cells no longer match the saved copy's digest, is executed here).
 With Quarto on PATH the pages are rendered by Quarto (`nbdev.quarto_render.render_quarto`, as `nbdev-docs` does);
 without it by nbconvert, with a sidebar linking every page. PyPI's `quarto-cli` downloads Quarto from GitHub while it
 installs, so it cannot be installed where only package registries are reachable: there nbconvert renders the site."""
@@ -55,6 +58,7 @@ def execute_lessons(build:Path, # Folder for the executed copies (never the comm
                     timeout:int=900, # Seconds per lesson
                     root:Path=ROOT, # The repository
                     reuse:bool=False, # Keep a lesson already executed in `build` since its notebook last changed
+                    executed:Path|None=None, # Notebooks bench/lessons.py executed (build/executed): shown, not rerun
                    ) -> list[Path]:
     "Copy the lessons into `build` and run the chosen ones there, top to bottom; the executed notebooks."
     from cnn_course.lessons import execute_notebook, SIZE_ENV
@@ -63,12 +67,38 @@ def execute_lessons(build:Path, # Folder for the executed copies (never the comm
     for f in (root/'lessons').iterdir():  # the project notebook and data files the lessons open by relative path
         if f.is_file() and f not in chosen: shutil.copy2(f, build/f.name)
     for nb in chosen:
+        if executed is not None and (why := saved_run(nb, Path(executed)/nb.name)) is None:
+            shutil.copy2(Path(executed)/nb.name, build/nb.name); done.append(build/nb.name)
+            when = executed_meta(build/nb.name).get('executed')
+            print(f'{nb.name}: the full run bench/lessons.py saved ({when})', flush=True)
+            continue
+        if executed is not None: print(f'{nb.name}: executing it ({why})', flush=True)
         if reuse and (build/nb.name).exists() and (build/nb.name).stat().st_mtime > nb.stat().st_mtime:
             done.append(build/nb.name); continue
         shutil.copy2(nb, build/nb.name); t = time.time()
         with _env(**{SIZE_ENV: size}): done.append(execute_notebook(build/nb.name, build/nb.name, timeout=timeout))
         print(f'executed {nb.name} ({size}) in {time.time() - t:.0f} s', flush=True)
     return done
+
+def executed_meta(nb:Path) -> dict:
+    "What `bench/lessons.py` recorded in an executed notebook: source, source_sha256, size, executed (or {})."
+    return json.loads(Path(nb).read_text()).get('metadata', {}).get('cnn_course', {})
+
+def source_digest(nb:Path) -> str:
+    "`bench/lessons.py`'s digest of a notebook's cells (one definition, there)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench_lessons', ROOT/'bench'/'lessons.py')
+    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+    return m.source_digest(nb)
+
+def saved_run(lesson:Path, # The committed lesson
+              copy:Path, # Its executed copy saved by `bench/lessons.py`
+             ) -> str|None:
+    "None when `copy` is a full run of `lesson` as it is now; else why it cannot be shown."
+    if not copy.is_file(): return f'no saved run at {copy}'
+    meta = executed_meta(copy)
+    if meta.get('source_sha256') != source_digest(lesson): return 'the lesson changed since its saved run'
+    if meta.get('size') != 'full': return f"its saved run is {meta.get('size') or 'of unknown size'}, not full"
 
 def process_package(only:list|None=None, # Package notebook prefixes ('13_widgets'); None: all of nbs/
                     root:Path=ROOT, # The repository
@@ -233,13 +263,14 @@ def build_site(out:Path=ROOT/'_docs', # The site folder (replaced)
                renderer:str='auto', # 'auto' (Quarto when installed), 'quarto' or 'nbconvert'
                root:Path=ROOT, # The repository
                reuse:bool=False, # Keep lessons already executed in `build` (see `execute_lessons`)
+               executed:Path|None=None, # Notebooks `bench/lessons.py` executed, shown instead of running them
               ) -> Path:
     "Execute the lessons, process the package notebooks, render both; the site's index page."
     if renderer == 'auto': renderer = 'quarto' if quarto_available() else 'nbconvert'
     if renderer == 'quarto' and not quarto_available():
         raise SystemExit('Quarto is not on PATH: use --renderer nbconvert.')
     if renderer == 'quarto': quarto_config(root)
-    executed = execute_lessons(Path(build)/'lessons', lessons, size, root=root, reuse=reuse)
+    executed = execute_lessons(Path(build)/'lessons', lessons, size, root=root, reuse=reuse, executed=executed)
     package_nbs = process_package(package if package is None or 'index' in package else [*package, 'index'], root=root)
     if renderer == 'quarto': return write_site_quarto(package_nbs[0].parent, executed, Path(out))/'index.html'
     sections = (('Package', package_nbs), ('Lessons', executed))
@@ -258,9 +289,11 @@ def main(argv=None):
     a.add_argument('--renderer', choices=('auto', 'quarto', 'nbconvert'), default='auto')
     a.add_argument('--reuse', action='store_true',
                    help='keep lessons already executed in --build since they last changed')
+    a.add_argument('--executed', type=Path, help="the lessons bench/lessons.py executed (build/executed): shown, "
+                   "not run again; a lesson changed since is executed at --size")
     o = a.parse_args(argv)
     t = time.time()
-    index = build_site(o.out, o.build, o.lessons, o.package, o.size, o.renderer, reuse=o.reuse)
+    index = build_site(o.out, o.build, o.lessons, o.package, o.size, o.renderer, reuse=o.reuse, executed=o.executed)
     print(f'site built in {time.time() - t:.0f} s: {index}  (serve: python -m http.server -d {o.out})')
 
 if __name__ == '__main__': main()

@@ -29,14 +29,16 @@ def _executed(nb):
     nb['metadata']['widgets'] = {'application/vnd.jupyter.widget-state+json': {'state': {}}}
     return nb
 
-GRADED = [p for p in NBS if 1 <= int(p.name[:2]) <= 7]  # the lessons graded by `grade-lessons` (00 and 08: below)
+# Lessons graded on a hidden test set: 0 to 7. Lesson 8 trains on the learner's own photos, of which no instructor holds a
+# hidden test set: its automatic checks are practice, its written answer is graded.
+GRADED = [p for p in NBS if int(p.name[:2]) <= 7]
 
 def _checked(p) -> list:
     "Exercise ids in the order the lesson's cells check them."
     return [i for i, _ in CHECK_RE.findall('\n'.join(_code(json.loads(p.read_text()))))]
 
 def test_every_lesson_has_exercises_in_order():
-    assert [p.name[:2] for p in GRADED] == ['01', '02', '03', '04', '05', '06', '07']
+    assert [p.name[:2] for p in NBS] == ['00', '01', '02', '03', '04', '05', '06', '07', '08']
     for p in NBS:
         ids = _checked(p)
         assert len(ids) >= 3, f'{p.name} has {len(ids)} self-checked exercises'

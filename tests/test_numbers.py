@@ -61,9 +61,6 @@ def test_readme_quotes_no_number_that_no_json_holds():
     found = R.drift([R.README])
     assert not found, '\n'.join(f"{d['file']} {d['where']}: {d['number']}  …{d['ctx']}…" for d in found)
 
-@pytest.mark.xfail(reason='the lessons are being rewritten (issue #25); their prose still quotes numbers no bench JSON '
-                          'holds: `python tools/render_numbers.py --drift` lists them. Remove the mark when it passes.',
-                   strict=False)
 def test_lessons_quote_no_number_that_no_json_holds():
     files = R.lesson_files()
     assert len(files) >= 7

@@ -2,7 +2,6 @@
 JSON (bench/results/*.json) holds, and the README's measured regions are what tools/render_numbers.py renders."""
 import importlib.util, subprocess, sys
 from pathlib import Path
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location('render_numbers', ROOT/'tools'/'render_numbers.py')

@@ -11,6 +11,7 @@ from torch import nn, Tensor
 from timm.layers import BatchNormAct2d
 from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
 from timm.models.efficientnet import EfficientNet
+from .onnx_engine import onnx_pass
 
 # %% auto #0
 __all__ = ['FOLD_PAIRS', 'EVAL_BS', 'EVAL_WORKERS', 'folded', 'eval_dl', 'outputs', 'predictions']
@@ -77,12 +78,17 @@ def _images(b):
 def outputs(module:nn.Module, # A model, or a part of one (e.g. `models.encoder(model)`)
             batches:Iterable, # Image tensors, or (images, labels) pairs, e.g. a DataLoader
            ) -> Tensor:
-    "`module`'s outputs on every batch, concatenated: eval mode, no gradients; each layer's training flag is restored."
+    "`module`'s outputs on every batch, concatenated: eval mode, no gradients, ONNX Runtime where it can; each layer's training flag is restored."
     was = [(m, m.training) for m in module.modules()]  # one flag for all would change layers shared with another model
     module.eval()
     try:
-        run = folded(module)
-        with torch.no_grad(): return torch.cat([run(_images(b)) for b in batches])
+        run, it = folded(module), iter(batches)
+        first = next(it, None)
+        if first is None: return torch.cat([])  # as before: no batches is an error for the caller to see
+        x = _images(first)
+        fast = onnx_pass(run, x) if x.ndim == 4 else None  # images through a frozen module: ONNX Runtime, checked
+        f = fast or run
+        with torch.no_grad(): return torch.cat([f(x)] + [f(_images(b)) for b in it])
     finally:
         for m, t in was: m.training = t
 

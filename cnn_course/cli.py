@@ -11,22 +11,50 @@ from .core import CourseError
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 
 # %% auto #0
-__all__ = ['COMMAND_MODULES', 'build_parser', 'main', 'run_command']
+__all__ = ['COMMANDS', 'COMMAND_MODULES', 'build_parser', 'main', 'run_command']
 
 # %% ../nbs/99_cli.ipynb #e9a0e3fc
-COMMAND_MODULES = ('catalog', 'checks', 'models', 'train_commands', 'report', 'compare', 'classroom', 'lms', 'lessons', 'lesson_grade', 'featcache')
+COMMANDS = { # command: (the modules that add it, its one-line help as `cnn-course --help` lists it)
+    'datasets': (('catalog',), 'list the datasets of the course'),
+    'data': (('catalog', 'checks'), 'get and check datasets'),
+    'backbones': (('models',), 'list the registered backbones'),
+    'lr-find': (('train_commands',), 'run the learning-rate finder and print its suggestions'),
+    'train': (('train_commands',), 'fine-tune a backbone on a dataset and save the run'),
+    'predict': (('train_commands',), 'top-k classes of images with a saved run'),
+    'quickstart': (('train_commands',), 'offline first run: pretrained EfficientNet-Lite0 on digits, prints test accuracy'),
+    'report': (('report',), 'evaluate a saved run on a labelled split and write an HTML report'),
+    'compare': (('compare',), 'compare saved runs: backbone, size, epochs, seconds, test accuracy'),
+    'submit': (('classroom',), 'pack an executed notebook and a saved run into a submission folder'),
+    'grade': (('classroom',), 'grade a class of submissions on a hidden test set (no student code is run)'),
+    'gradescope': (('lms',), 'Gradescope: build the autograder bundle, or grade one submission as the autograder'),
+    'lms-csv': (('lms',), 'merge gradings into one Canvas/Moodle import CSV (one column per assignment)'),
+    'lessons': (('lessons',), 'course notebooks'),
+    'grade-lessons': (('lesson_grade',), "grade the lessons' exercises from executed notebooks and saved runs (no student code is run)"),
+    'cache': (('featcache',), 'show or clear the persistent feature cache'),
+}
+COMMAND_MODULES = tuple(dict.fromkeys(m for mods, _ in COMMANDS.values() for m in mods)) # Every module that adds commands
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `cnn-course` parser with every module's sub-commands."
+def _command(argv:list) -> str|None:
+    "The sub-command `argv` runs (its first word that is not an option), or None."
+    return next((a for a in argv if not a.startswith('-')), None)
+
+def build_parser(argv:list|None=None, # The arguments to parse (None: build every command, importing every module)
+                ) -> argparse.ArgumentParser:
+    "The `cnn-course` parser: the command in `argv` from its module, the others listed by their help alone."
     p = argparse.ArgumentParser(prog='cnn-course', description='Train, evaluate and grade CNN image classifiers, offline on a CPU.')
     p.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for name in COMMAND_MODULES: importlib.import_module(f'cnn_course.{name}').add_commands(sub)
+    cmd = None if argv is None else _command(argv)
+    mods = COMMAND_MODULES if argv is None else COMMANDS[cmd][0] if cmd in COMMANDS else ()
+    for name in mods: importlib.import_module(f'cnn_course.{name}').add_commands(sub)
+    for name, (_, help) in COMMANDS.items():  # listed in `--help`; never run, since the command run is built above
+        if name not in sub.choices: sub.add_parser(name, help=help, add_help=False)
     return p
 
 def main(argv:list|None=None) -> int:
     "Run `cnn-course` with `argv` (default: the command line); returns the exit code (2: bad arguments, 1: a failure)."
-    return run_command(build_parser().parse_args(argv))  # argparse itself exits 2 with its usage line
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_command(build_parser(argv).parse_args(argv))  # argparse itself exits 2 with its usage line
 
 def run_command(args:argparse.Namespace) -> int:
     "Run a parsed sub-command: an error about the input is one line on stderr and its exit code (`--debug`: raised)."

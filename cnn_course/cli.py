@@ -4,7 +4,7 @@
 
 # %% ../nbs/99_cli.ipynb #d9d2b6b6
 from __future__ import annotations
-import argparse, importlib, sys, warnings
+import argparse, importlib, os, sys, warnings
 from .core import CourseError
 
 # A library's deprecation notice on import is not the learner's business: an error must stay one line.
@@ -64,6 +64,9 @@ def run_command(args:argparse.Namespace) -> int:
         if args.debug: raise
         print(f'error: {e}', file=sys.stderr)
         return getattr(e, 'exit_code', 1)
+    except BrokenPipeError:  # the reader went away (`cnn-course datasets | head`): nothing is wrong, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that flushing at exit does not raise again
+        return 0
     except KeyboardInterrupt:
         if args.debug: raise
         print('interrupted: nothing was saved by the step that was running.', file=sys.stderr)

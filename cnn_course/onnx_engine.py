@@ -5,6 +5,7 @@
 # %% ../nbs/06c_onnx_engine.ipynb #25436d21
 from __future__ import annotations
 import hashlib, os, sys, warnings, weakref
+from contextlib import contextmanager
 from typing import Callable
 import numpy as np, torch
 from torch import nn
@@ -12,18 +13,30 @@ from .core import UsageError, cache_dir, write_atomic
 from .featcache import weights_digest
 
 # %% auto #0
-__all__ = ['ENGINE_ENV', 'TOLERANCE', 'OPSET', 'engine', 'graph_key', 'export', 'onnx_pass']
+__all__ = ['ENGINE_ENV', 'TOLERANCE', 'OPSET', 'engine', 'use_engine', 'graph_key', 'export', 'onnx_pass']
 
 # %% ../nbs/06c_onnx_engine.ipynb #8802d56e
 ENGINE_ENV = 'CNN_COURSE_ENGINE' # 'onnx' (the default) or 'torch'
 TOLERANCE = 1e-4 # Largest |onnx - torch| on the first batch, relative to max(1, the largest |output|)
 OPSET = 17 # ONNX opset of the exported graphs
 
+_FORCED = [] # engines `use_engine` holds, innermost last
+
 def engine() -> str:
-    "'onnx' or 'torch', from `$CNN_COURSE_ENGINE` (default 'onnx')."
+    "'onnx' or 'torch': the one `use_engine` holds, else `$CNN_COURSE_ENGINE` (default 'onnx')."
+    if _FORCED: return _FORCED[-1]
     e = os.environ.get(ENGINE_ENV, 'onnx').strip().lower() or 'onnx'
     if e not in ('onnx', 'torch'): raise UsageError(f'{ENGINE_ENV}={e!r}; use onnx or torch.')
     return e
+
+@contextmanager
+def use_engine(name:str, # 'onnx' or 'torch'
+              ):
+    "Run the passes of a block with engine `name` (where its export cannot pay for itself, for example)."
+    if name not in ('onnx', 'torch'): raise UsageError(f'engine {name!r}; use onnx or torch.')
+    _FORCED.append(name)
+    try: yield
+    finally: _FORCED.pop()
 
 _SAID = set()
 def _say(msg:str):

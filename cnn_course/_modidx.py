@@ -515,7 +515,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'cnn_course.grade._dataset_names': ('grade.html#_dataset_names', 'cnn_course/grade.py'),
                                   'cnn_course.grade._feature_key': ('grade.html#_feature_key', 'cnn_course/grade.py'),
                                   'cnn_course.grade._features': ('grade.html#_features', 'cnn_course/grade.py'),
-                                  'cnn_course.grade._npy': ('grade.html#_npy', 'cnn_course/grade.py'),
                                   'cnn_course.grade._problems': ('grade.html#_problems', 'cnn_course/grade.py'),
                                   'cnn_course.grade._timed': ('grade.html#_timed', 'cnn_course/grade.py'),
                                   'cnn_course.grade.body_of': ('grade.html#body_of', 'cnn_course/grade.py'),

@@ -148,14 +148,16 @@ def written(id:str, # The exercise, e.g. '1.4'
     exercise(id, task, points, 'written')(_check)
 
 def answered(value, # An exercise's answer (`...` while not answered)
-             default, # What later cells use meanwhile
+             default=None, # What later cells use meanwhile
              name:str='the answer', # Named in the note
+             make:Callable|None=None, # Or a function that makes the default, called only when it is needed
             ):
-    "`value`, or `default` (saying so) while the exercise is not answered."
-    if value is ... or value is None:
-        print(f'Not answered yet: {name} is {default!r} for now, so the rest of the lesson runs.')
-        return default
-    return value
+    "`value`, or the default (saying so) while the exercise is not answered."
+    if value is not ... and value is not None: return value
+    default = make() if make is not None else default
+    shown = repr(default) if len(repr(default)) <= 60 else f'the lesson\'s {type(default).__name__}'
+    print(f'Not answered yet: {name} is {shown} for now, so the rest of the lesson runs.')
+    return default
 
 # %% ../nbs/14a_exercises.ipynb #7b5aa1f5
 ID_RE = re.compile(r'\d{1,2}\.\d{1,2}')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_grade.ipynb #cf2e292c
 from __future__ import annotations
-import hashlib, shutil, time
+import hashlib, io, shutil, time
 from pathlib import Path
 import numpy as np, torch
 from safetensors.torch import load_file
@@ -29,12 +29,6 @@ __all__ = ['ITEM_FIX', 'MODEL_ERRORS', 'TestSetError', 'TestSet', 'body_of', 'ru
            'grade_notebook', 'grade_parts', 'pack_submission', 'self_check']
 
 # %% ../nbs/12_grade.ipynb #5ee43e6e
-def _npy(a:np.ndarray):
-    "A writer for `write_atomic` (np.save on a path would add '.npy' to the temporary name)."
-    def write(p):
-        with open(p, 'wb') as f: np.save(f, a)
-    return write
-
 class TestSetError(InstructorError, ValueError):
     "The instructor's hidden test set cannot be used: fix it before grading."
 
@@ -120,7 +114,7 @@ def _features(test, key, enc, bs):
     f = None if test.feature_dir is None else Path(test.feature_dir)/f'{key}.npy'
     if f is not None and f.exists(): return torch.from_numpy(np.load(f))
     feats = outputs(enc, bs())
-    if f is not None: write_atomic(f, _npy(feats.numpy()))
+    if f is not None: buf = io.BytesIO(); np.save(buf, feats.numpy()); write_atomic(f, buf.getvalue())
     else: test._features = {**dict(list(test._features.items())[-7:]), key: feats}
     return feats
 
@@ -133,11 +127,8 @@ def run_logits(run, # From `load_run`
     t0, meta, model = _cpu_seconds(), run.meta, run.model
     bs = lambda: _timed(test.batches(run.size, meta['mean'], meta['std']), limit, t0)
     key = _feature_key(model, meta)
-    # torch, not ONNX Runtime: one pass of a student's own body over a few hundred photos does not pay for its export
-    # (bench/results/grade_class.json: 30 distinct bodies in 182.9 s with torch, 269.8 s exporting each)
-    with use_engine('torch'):
-        if key is None: return outputs(model, bs())  # the one inference path (`cnn_course.inference`)
-        return outputs(model.head, [_features(test, key, encoder(model), bs)])
+    with use_engine('cached'):  # exporting a student's body for one pass does not pay: bench/results/grade_class.json
+        return outputs(model, bs()) if key is None else outputs(model.head, [_features(test, key, encoder(model), bs)])
 
 # %% ../nbs/12_grade.ipynb #630baa17
 _PRETRAINED = {} # base arch -> pretrained body state dict (a class grading loads them from the preflight's files)

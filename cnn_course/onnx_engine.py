@@ -13,10 +13,11 @@ from .core import UsageError, cache_dir, write_atomic
 from .featcache import weights_digest
 
 # %% auto #0
-__all__ = ['ENGINE_ENV', 'TOLERANCE', 'OPSET', 'engine', 'use_engine', 'graph_key', 'export', 'onnx_pass']
+__all__ = ['ENGINE_ENV', 'ENGINES', 'TOLERANCE', 'OPSET', 'engine', 'use_engine', 'graph_key', 'export', 'onnx_pass']
 
 # %% ../nbs/06c_onnx_engine.ipynb #8802d56e
 ENGINE_ENV = 'CNN_COURSE_ENGINE' # 'onnx' (the default) or 'torch'
+ENGINES = ('onnx', 'cached', 'torch') # 'cached': ONNX Runtime only where a graph is already exported (no export)
 TOLERANCE = 1e-4 # Largest |onnx - torch| on the first batch, relative to max(1, the largest |output|)
 OPSET = 17 # ONNX opset of the exported graphs
 
@@ -26,14 +27,14 @@ def engine() -> str:
     "'onnx' or 'torch': the one `use_engine` holds, else `$CNN_COURSE_ENGINE` (default 'onnx')."
     if _FORCED: return _FORCED[-1]
     e = os.environ.get(ENGINE_ENV, 'onnx').strip().lower() or 'onnx'
-    if e not in ('onnx', 'torch'): raise UsageError(f'{ENGINE_ENV}={e!r}; use onnx or torch.')
+    if e not in ENGINES: raise UsageError(f'{ENGINE_ENV}={e!r}; use {", ".join(ENGINES)}.')
     return e
 
 @contextmanager
 def use_engine(name:str, # 'onnx' or 'torch'
               ):
-    "Run the passes of a block with engine `name` (where its export cannot pay for itself, for example)."
-    if name not in ('onnx', 'torch'): raise UsageError(f'engine {name!r}; use onnx or torch.')
+    "Run the passes of a block with engine `name` ('cached' where an export would not pay for itself, for example)."
+    if name not in ENGINES: raise UsageError(f'engine {name!r}; use {", ".join(ENGINES)}.')
     _FORCED.append(name)
     try: yield
     finally: _FORCED.pop()
@@ -87,7 +88,7 @@ def onnx_pass(module:nn.Module, # An eval-mode module computing on images (a bod
               example:torch.Tensor, # Its first batch
              ) -> Callable|None:
     "`module` as a function of a batch run by ONNX Runtime, checked equal to torch on `example`; None: run torch."
-    if engine() != 'onnx' or example.device.type != 'cpu' or example.dtype != torch.float32 or module.training:
+    if engine() == 'torch' or example.device.type != 'cpu' or example.dtype != torch.float32 or module.training:
         return None
     try: import onnxruntime  # noqa: F401
     except ImportError:
@@ -96,6 +97,7 @@ def onnx_pass(module:nn.Module, # An eval-mode module computing on images (a bod
     key = (graph_key(module, example), torch.get_num_threads())
     if key in _PASSES: return _PASSES[key]
     path, run = cache_dir('onnx')/f'{key[0]}.onnx', None
+    if engine() == 'cached' and not path.is_file(): return None  # not remembered: a later block may export it
     try:
         if not path.is_file(): export(module, example, path)
         run = _session(path, key[1])

@@ -11,24 +11,25 @@ seconds are wall seconds of the phases the learner records (`features` includes 
 """
 import argparse, json, os, sys, time
 from pathlib import Path
-from _cold import cold_run  # this folder
+from _cold import cold_run, out_file  # this folder
 T0 = time.perf_counter()
 DATASETS = ('flowers', 'clothing', 'eggs')
 
 def one(a) -> dict:
     "One run in this process: `vision_learner(..., cbs=CachedBody(views=a.views))`, lr_find, fit_one_cycle, accuracies."
     from fastai.vision.all import accuracy, set_seed, vision_learner
-    from cnn_course.data import get_block, split_items
-    from cnn_course.datasets import make_shapes
-    from cnn_course.learner import CachedBody, test_accuracy
-    from cnn_course.history import seconds
-    from cnn_course.weights import install_timm_weights
+    from cnn_course.data.loaders import get_block, split_items
+    from cnn_course.data.fetch import make_shapes
+    from cnn_course.training.learner import CachedBody, test_accuracy
+    from cnn_course.training.history import seconds
+    from cnn_course.models.weights import install_timm_weights
     install_timm_weights(['tf_efficientnet_lite0'])
     name, path, size = (a.dataset, Path(a.root)/a.dataset, 224) if not a.small else ('shapes', None, 64)
     if a.small: path = make_shapes(Path(os.environ['CNN_COURSE_HOME'])/'shapes', n_classes=3, size=64, n_per_class=30, seed=0)
     set_seed(42, reproducible=True)
     items = split_items(name, path)
-    dls = get_block(name, items['valid'], size=size).dataloaders(items['train'] + items['valid'], bs=64 if not a.small else 16, num_workers=0)
+    dls = get_block(name, items['valid'], size=size).dataloaders(items['train'] + items['valid'], bs=64 if not a.small else 16,
+                                                                 num_workers=0)
     learn = vision_learner(dls, 'tf_efficientnet_lite0', metrics=accuracy, cbs=CachedBody(views=a.views))
     learn.remove_cb(learn.progress); learn.logger = lambda *_: None
     lr = float(learn.lr_find(show_plot=False).valley)
@@ -53,6 +54,7 @@ def main():
     p.add_argument('--out', default=None)
     a = p.parse_args()
     if a.one: return print(json.dumps(one(a)))
+    dest = out_file(a.out, a.small)  # before any work: a refused --out costs nothing
     if a.small: a.epochs = min(a.epochs, 2)
     load0, runs = os.getloadavg(), []
     for d in (['shapes'] if a.small else DATASETS):
@@ -67,7 +69,7 @@ def main():
                                        extra_feature_s=round(v['seconds'].get('features', 0) - r['seconds'].get('features', 0), 1))
                      for r, v in zip(runs[::2], runs[1::2])})
     text = json.dumps(out, indent=1)
-    if a.out: Path(a.out).write_text(text + '\n')
+    if dest: dest.write_text(text + '\n')
     print(text)
 
 if __name__ == '__main__': main()

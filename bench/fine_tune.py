@@ -14,18 +14,18 @@ Valid accuracy (the split to choose by) and test accuracy with its 95% interval 
 """
 import argparse, json, math, os, sys, time
 from pathlib import Path
-from _cold import cold_run  # this folder
+from _cold import cold_run, out_file  # this folder
 T0 = time.perf_counter()
 DATASETS, RECIPES, SEEDS = ('eggs', 'flowers'), ('head', 'top', 'fine_tune'), (42, 0, 1)
 
 def one(a) -> dict:
     from fastai.vision.all import accuracy, set_seed, vision_learner
-    from cnn_course.data import get_block, split_items
-    from cnn_course.datasets import make_shapes
-    from cnn_course.learner import CachedBody, test_accuracy
-    from cnn_course.models import param_groups
-    from cnn_course.history import seconds
-    from cnn_course.weights import install_timm_weights
+    from cnn_course.data.loaders import get_block, split_items
+    from cnn_course.data.fetch import make_shapes
+    from cnn_course.training.learner import CachedBody, test_accuracy
+    from cnn_course.models.classifier import param_groups
+    from cnn_course.training.history import seconds
+    from cnn_course.models.weights import install_timm_weights
     install_timm_weights(['tf_efficientnet_lite0'])
     name, path = (a.dataset, Path(a.root)/a.dataset) if not a.small else ('shapes', None)
     if a.small: path = make_shapes(Path(os.environ['CNN_COURSE_HOME'])/'shapes', n_classes=3, size=a.size, n_per_class=20, seed=0)
@@ -40,7 +40,8 @@ def one(a) -> dict:
     if a.recipe == 'fine_tune': learn.unfreeze(); learn.fit_one_cycle(1, slice(lr/2/100, lr/2), pct_start=0.3, div=5.0)
     acc, n = test_accuracy(learn, dls.test_dl(items['test'], with_labels=True)), len(items['test'])
     half = 1.96*math.sqrt(max(acc*(1-acc), 1e-9)/n)
-    return dict(dataset=a.dataset, recipe=a.recipe, seed=a.seed, size=a.size, lr=lr, valid_accuracy=round(float(learn.history.accuracy.iloc[-1]), 4),
+    return dict(dataset=a.dataset, recipe=a.recipe, seed=a.seed, size=a.size, lr=lr,
+                valid_accuracy=round(float(learn.history.accuracy.iloc[-1]), 4),
                 test_accuracy=round(acc, 4), test_interval=[round(acc - half, 4), round(acc + half, 4)], n_test=n,
                 seconds={k: round(v, 1) for k, v in seconds(learn).items()}, wall_s=round(time.perf_counter() - T0, 1))
 
@@ -57,13 +58,15 @@ def main():
     p.add_argument('--seeds', type=int, nargs='+', default=list(SEEDS)); p.add_argument('--out', default=None)
     a = p.parse_args()
     if a.one: return print(json.dumps(one(a)))
+    dest = out_file(a.out, a.small)  # before any work: a refused --out costs nothing
     if a.small: a.size, a.freeze_epochs, a.seeds = 64, 2, a.seeds[:1]
     load0, runs = os.getloadavg(), []
     for d in (['shapes'] if a.small else DATASETS):
         for rec in RECIPES:
             for s in a.seeds:
                 runs.append(spawn(a, d, rec, s))
-                print(json.dumps({k: runs[-1][k] for k in ('dataset', 'recipe', 'seed', 'valid_accuracy', 'test_accuracy', 'wall_s')}), file=sys.stderr)
+                keys = ('dataset', 'recipe', 'seed', 'valid_accuracy', 'test_accuracy', 'wall_s')
+                print(json.dumps({k: runs[-1][k] for k in keys}), file=sys.stderr)
     mean = lambda xs: round(sum(xs)/len(xs), 4)
     summary = {f"{d}/{rec}": dict(valid=mean([r['valid_accuracy'] for r in rs]), test=mean([r['test_accuracy'] for r in rs]),
                                   seconds=mean([sum(r['seconds'].values()) for r in rs]), n_test=rs[0]['n_test'])
@@ -73,7 +76,7 @@ def main():
                load_after=os.getloadavg(), arch='tf_efficientnet_lite0', size=a.size, freeze_epochs=a.freeze_epochs,
                seeds=a.seeds, summary=summary, runs=runs)
     text = json.dumps(out, indent=1)
-    if a.out: Path(a.out).write_text(text + '\n')
+    if dest: dest.write_text(text + '\n')
     print(text)
 
 if __name__ == '__main__': main()

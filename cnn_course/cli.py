@@ -5,7 +5,7 @@
 # %% ../nbs/99_cli.ipynb #d9d2b6b6
 from __future__ import annotations
 import argparse, importlib, os, sys, warnings
-from .core import CourseError
+from .core.basics import CourseError
 
 # A library's deprecation notice on import is not the learner's business: an error must stay one line.
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
@@ -15,22 +15,23 @@ __all__ = ['COMMANDS', 'COMMAND_MODULES', 'build_parser', 'main', 'run_command']
 
 # %% ../nbs/99_cli.ipynb #e9a0e3fc
 COMMANDS = { # command: (the modules that add it, its one-line help as `cnn-course --help` lists it)
-    'datasets': (('catalog',), 'list the datasets of the course'),
-    'data': (('catalog', 'checks'), 'get and check datasets'),
-    'backbones': (('models',), 'list the registered backbones'),
-    'lr-find': (('train_commands',), 'run the learning-rate finder and print its suggestions'),
-    'train': (('train_commands',), 'fine-tune a backbone on a dataset and save the run'),
-    'predict': (('train_commands',), 'top-k classes of images with a saved run'),
-    'quickstart': (('train_commands',), 'offline first run: pretrained EfficientNet-Lite0 on digits, prints test accuracy'),
-    'report': (('report',), 'evaluate a saved run on a labelled split and write an HTML report'),
-    'compare': (('compare',), 'compare saved runs: backbone, size, epochs, seconds, test accuracy'),
-    'submit': (('classroom',), 'pack an executed notebook and a saved run into a submission folder'),
-    'grade': (('classroom',), 'grade a class of submissions on a hidden test set (no student code is run)'),
-    'gradescope': (('lms',), 'Gradescope: build the autograder bundle, or grade one submission as the autograder'),
-    'lms-csv': (('lms',), 'merge gradings into one Canvas/Moodle import CSV (one column per assignment)'),
-    'lessons': (('lessons',), 'course notebooks'),
-    'grade-lessons': (('lesson_grade',), "grade the lessons' exercises from executed notebooks and saved runs (no student code is run)"),
-    'cache': (('featcache',), 'show or clear the persistent feature cache'),
+    'datasets': (('data.catalog',), 'list the datasets of the course'),
+    'data': (('data.catalog', 'data.checks'), 'get and check datasets'),
+    'backbones': (('models.classifier',), 'list the registered backbones'),
+    'lr-find': (('training.commands',), 'run the learning-rate finder and print its suggestions'),
+    'train': (('training.commands',), 'fine-tune a backbone on a dataset and save the run'),
+    'predict': (('training.commands',), 'top-k classes of images with a saved run'),
+    'quickstart': (('training.commands',), 'offline first run: pretrained EfficientNet-Lite0 on digits, prints test accuracy'),
+    'report': (('evaluation.report',), 'evaluate a saved run on a labelled split and write an HTML report'),
+    'compare': (('evaluation.compare',), 'compare saved runs: backbone, size, epochs, seconds, test accuracy'),
+    'submit': (('grading.project_class',), 'pack an executed notebook and a saved run into a submission folder'),
+    'grade': (('grading.project_class',), 'grade a class of submissions on a hidden test set (no student code is run)'),
+    'gradescope': (('grading.lms',), 'Gradescope: build the autograder bundle, or grade one submission as the autograder'),
+    'lms-csv': (('grading.lms',), 'merge gradings into one Canvas/Moodle import CSV (one column per assignment)'),
+    'lessons': (('course.lessons',), 'course notebooks'),
+    'grade-lessons': (('grading.lesson_class',), "grade the lessons' exercises "
+                                                 "from executed notebooks and saved runs (no student code is run)"),
+    'cache': (('inference.feature_cache',), 'show or clear the persistent feature cache'),
 }
 COMMAND_MODULES = tuple(dict.fromkeys(m for mods, _ in COMMANDS.values() for m in mods)) # Every module that adds commands
 

@@ -2,9 +2,9 @@
 import argparse
 import pytest, torch
 from torch import nn
-from cnn_course.backbones import BACKBONES, HeadCfg, get_backbone
-from cnn_course.models import Dropout, backbones_table, add_commands, create_model, num_features, param_groups
-from cnn_course.ntsnet import NTSLoss, NTSNet
+from cnn_course.models.backbones import BACKBONES, HeadCfg, get_backbone
+from cnn_course.models.classifier import Dropout, backbones_table, add_commands, create_model, num_features, param_groups
+from cnn_course.models.ntsnet import NTSLoss, NTSNet
 
 torch.set_num_threads(2)
 
@@ -56,7 +56,8 @@ def test_head_config_and_cached_features():
     assert feats.shape == (3, num_features('simple_cnn', head)) == (3, 512)
     assert torch.allclose(m.head(feats), m(x))  # cached features + the rest of the head = the whole model
     assert torch.allclose(m(feats), m(x))  # the model itself accepts pooled features
-    assert [type(l) for l in m.head] == [nn.BatchNorm1d, Dropout, nn.Linear, nn.ReLU, nn.BatchNorm1d, Dropout, nn.Linear]  # the course's faster `nn.Dropout`
+    assert [type(l) for l in m.head] == [nn.BatchNorm1d, Dropout, nn.Linear, nn.ReLU,
+                                         nn.BatchNorm1d, Dropout, nn.Linear]  # the course's faster `nn.Dropout`
     plain = create_model('simple_cnn', 4, pretrained=False, head=HeadCfg(bn=False, dropout=0))
     assert [type(l) for l in plain.pool] == [nn.AdaptiveAvgPool2d, nn.Flatten]
     assert [type(l) for l in plain.head] == [nn.Linear]

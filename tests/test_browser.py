@@ -23,11 +23,12 @@ pytestmark = pytest.mark.skipif(bool(_missing()), reason=_missing() or '')
 # The notebook a learner would run: a tiny run trained on generated shapes, then each course widget in its own cell.
 SETUP = """from pathlib import Path
 import numpy as np, torch
-from cnn_course.datasets import make_shapes
-from cnn_course.train import train
-from cnn_course.lr_finder import LRSuggestions, SUGGESTERS
-from cnn_course.runs import load_run
-from cnn_course.widgets import UploadPredictor, LRExplorer, AugmentExplorer, DatasetBrowser
+from cnn_course.data.fetch import make_shapes
+from cnn_course.training.recipes import train
+from cnn_course.training.lr_finder import LRSuggestions, SUGGESTERS
+from cnn_course.inference.runs import load_run
+from cnn_course.course.widgets import UploadPredictor
+from cnn_course.course.explorers import LRExplorer, AugmentExplorer, DatasetBrowser
 data = make_shapes(Path('data/shapes'), n_classes=4, size=32, n_per_class=15, seed=0)
 train('shapes', 'simple_cnn', data=data, pretrained=False, out='run', max_per_class=8, size=32, epochs=1, bs=8)
 run = load_run('run')
@@ -88,11 +89,13 @@ def lab(tmp_path_factory):
            'MPLBACKEND': 'Agg'}
     log = open(base/'lab.log', 'w')
     p = subprocess.Popen([str(LAB), '--no-browser', '--ip=127.0.0.1', f'--port={port}', f'--IdentityProvider.token={token}',
-                          f'--ServerApp.root_dir={root}', '--LabApp.expose_app_in_browser=True', '--ServerApp.port_retries=0', '--allow-root'],
+                          f'--ServerApp.root_dir={root}', '--LabApp.expose_app_in_browser=True',
+                          '--ServerApp.port_retries=0', '--allow-root'],
                          env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}'
     try:
-        wait_for(lambda: _answers(p, f'{url}/api/status?token={token}', base/'lab.log'), 90, f'JupyterLab to answer (log: {base/"lab.log"})')
+        wait_for(lambda: _answers(p, f'{url}/api/status?token={token}', base/'lab.log'),
+                 90, f'JupyterLab to answer (log: {base/"lab.log"})')
         yield dict(url=url, token=token, root=root)
     finally:
         p.terminate()
@@ -148,7 +151,8 @@ def test_each_widget_renders_as_a_widget_not_as_text(ran, artifacts):
     for name in ('upload', 'lr', 'augment', 'browser'):
         out = cell(ran, name).find_element('css selector', '.jp-OutputArea')
         assert out.find_elements('css selector', '.jupyter-widgets.widget-vbox.lm-Widget'), f'{name}: no widget in the output'
-        assert not re.search(r'\b(VBox|HBox|UploadPredictor|LRExplorer|AugmentExplorer|DatasetBrowser)\(', out.text), f'{name}: shown as text: {out.text[:200]}'
+        assert not re.search(r'\b(VBox|HBox|UploadPredictor|LRExplorer|AugmentExplorer|DatasetBrowser)\(',
+                             out.text), f'{name}: shown as text: {out.text[:200]}'
         assert shot(ran, out, artifacts, f'widget_{name}').stat().st_size > 1000
     browser = cell(ran, 'browser')
     imgs = browser.find_elements('css selector', '.widget-html img')
@@ -224,6 +228,7 @@ def test_augment_explorer_responds_to_a_checkbox_and_the_family(ran, artifacts):
     family = next(Select(s) for s in box.find_elements('css selector', 'select') if 'eggs' in s.text)
     before = _html(out)  # read before the click: a fast redraw must not become the baseline it is compared with
     family.select_by_visible_text('eggs')
-    wait_for(lambda: 'max_rotate=45' in out.find_element('css selector', 'code').text and _html(out) != before, 60, 'the eggs preset to redraw')
+    wait_for(lambda: 'max_rotate=45' in out.find_element('css selector', 'code').text and _html(out) != before,
+             60, 'the eggs preset to redraw')
     assert _html(out).count('<img ') == 4
     shot(ran, box, artifacts, 'augment_after_family_eggs')

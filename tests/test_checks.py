@@ -1,10 +1,11 @@
-"Tests of cnn_course.checks: every kind of bad input is found and named by path; the scan is cached; the CLI exits cleanly."
+"Tests of cnn_course.data.checks: every kind of bad input is found and named by path; the scan is cached; the CLI exits cleanly."
 import argparse, os, shutil, time
 from pathlib import Path
 import pytest
 from PIL import Image
-from cnn_course import catalog, checks
-from cnn_course.checks import bad_files, check_dataset, check_image, good_items
+from cnn_course.data import catalog
+from cnn_course.data import checks
+from cnn_course.data.checks import bad_files, check_dataset, check_image, good_items
 
 REAL = pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)
 

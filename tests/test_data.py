@@ -1,4 +1,4 @@
-"Tests of cnn_course.data: a DataBlock per dataset on images the tests make, bad files left out, test loaders, counts."
+"Tests of cnn_course.data.loaders: a DataBlock per dataset on images the tests make, bad files left out, test loaders, counts."
 import os
 from pathlib import Path
 import matplotlib
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from cnn_course.dataset_registry import DATASETS, get_dataset
-from cnn_course.data import (AUGS, class_counts, get_block, get_dls, get_test_dl, imbalance_ratio,
+from cnn_course.data.registry import DATASETS, get_dataset
+from cnn_course.data.loaders import (AUGS, class_counts, get_block, get_dls, get_test_dl, imbalance_ratio,
                              imbalance_table, plot_class_counts, split_items, item_tfms, RGBImage)
-from cnn_course.images import center_crop
+from cnn_course.core.images import center_crop
 
 DATA = os.environ.get('CNN_COURSE_DATA')
 REAL = pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)

@@ -12,11 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 import pytest
 from PIL import Image
-from cnn_course import core, downloads
-from cnn_course.core import NotAvailableError
-from cnn_course.datasets import MARKER, PhotosMissing, dataset_path, get_and_report, need_photos
-from cnn_course.dataset_registry import DATASETS
-from cnn_course.layout import SPLITS, split_counts, split_files
+from cnn_course.core import basics as core
+from cnn_course.core import downloads
+from cnn_course.core.basics import NotAvailableError
+from cnn_course.data.fetch import MARKER, PhotosMissing, dataset_path, get_and_report, need_photos
+from cnn_course.data.registry import DATASETS
+from cnn_course.core.layout import SPLITS, split_counts, split_files
 
 REAL = pytest.mark.realdata  # skipped without CNN_COURSE_DATA (tests/conftest.py)
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +244,7 @@ def test_killed_before_the_swap_then_finished(home, tmp_path, monkeypatch):
     pin, files, expected = toy_eggs(tmp_path, monkeypatch)
     github_zip(tmp_path/'eggs.zip', pin, files)
     code = ('import sys, urllib.request; from dataclasses import replace; from pathlib import Path\n'
-            'from cnn_course import downloads, datasets as D\n'
+            'from cnn_course.core import downloads; from cnn_course.data import fetch as D\n'
             "eggs = D.DATASETS['eggs']; D.DATASETS['eggs'] = replace(eggs, pin=eggs.pin._replace(digest=sys.argv[1]))\n"
             "downloads._open_url = lambda u, timeout: urllib.request.urlopen(Path(sys.argv[2]).as_uri())\n"
             "D.dataset_path('eggs')\n")
@@ -278,7 +279,7 @@ def test_an_unsafe_archive_writes_nothing_outside(home, tmp_path, monkeypatch, b
 # --- listing and lessons ---------------------------------------------------------------------------------------------
 
 def test_catalog_lists_what_is_here_without_torch(home, tmp_path, monkeypatch):
-    code = ('import sys; from cnn_course.catalog import datasets_table; t = datasets_table("text")\n'
+    code = ('import sys; from cnn_course.data.catalog import datasets_table; t = datasets_table("text")\n'
             'print("torch" in sys.modules); print(t)')  # `cnn-course datasets` without the weight of torch
     r = subprocess.run([sys.executable, '-c', code], env={**os.environ, 'CNN_COURSE_HOME': str(home)},
                        capture_output=True, text=True)
@@ -288,7 +289,7 @@ def test_catalog_lists_what_is_here_without_torch(home, tmp_path, monkeypatch):
     assert all(x in eggs for x in (' no ', '39 MB', 'cnn-course data get eggs', 'not stated by the source')), eggs
     pin, files, _ = toy_eggs(tmp_path, monkeypatch)
     serve(monkeypatch, pin.url, github_zip(tmp_path/'eggs.zip', pin, files)); dataset_path('eggs')
-    from cnn_course.catalog import datasets_table
+    from cnn_course.data.catalog import datasets_table
     assert str(home/'datasets'/'eggs') in next(l for l in datasets_table('text').splitlines() if l.startswith('eggs '))
     text = datasets_table('text')
     for n in ('anime', 'sports100', 'grocery', 'flowers', 'clothing'): assert f'cnn-course data get {n} ' in text
@@ -320,7 +321,7 @@ def test_need_photos_passes_when_the_photos_are_here(home, tmp_path, monkeypatch
 @pytest.mark.parametrize('name', ['flowers', 'fashion5', 'clothing'])
 def test_every_lesson_stops_rather_than_train_on_shapes_without_being_asked(home, monkeypatch, capsys, name):
     "Lessons 1, 2, 5 and 6 get their data through `lesson_data`: offline without the photos, a full run stops there."
-    from cnn_course.lessons import lesson_data
+    from cnn_course.course.lessons import lesson_data
     monkeypatch.setenv('CNN_COURSE_LESSON_SIZE', 'full'); monkeypatch.setenv('CNN_COURSE_OFFLINE', '1')
     monkeypatch.delenv('CNN_COURSE_DATA', raising=False)
     with pytest.raises(PhotosMissing, match='cnn-course data get'): lesson_data(name)

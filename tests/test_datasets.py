@@ -1,18 +1,20 @@
-"Tests of cnn_course.datasets: the registry, generated datasets, the lookup order and the download path (no network)."
+"Tests of cnn_course.data.fetch: the registry, generated datasets, the lookup order and the download path (no network)."
 import argparse, inspect, io, tarfile, urllib.error, zipfile
 from dataclasses import replace
 from pathlib import Path
 import pytest
 from PIL import Image
-from cnn_course import catalog, core, downloads
-from cnn_course.core import NotAvailableError, UnknownNameError
-from cnn_course.datasets import dataset_path, relayout
-from cnn_course.dataset_registry import DATASETS, GROCERY, GROCERY10, get_dataset
-from cnn_course.layout import split_counts
-from cnn_course.shapes import make_digits, make_shapes
-from cnn_course.catalog import datasets_table
-from cnn_course.catalog import reported_text
-from cnn_course.compare import reported_accuracies
+from cnn_course.data import catalog
+from cnn_course.core import basics as core
+from cnn_course.core import downloads
+from cnn_course.core.basics import NotAvailableError, UnknownNameError
+from cnn_course.data.fetch import dataset_path, relayout
+from cnn_course.data.registry import DATASETS, GROCERY, GROCERY10, get_dataset
+from cnn_course.core.layout import split_counts
+from cnn_course.data.shapes import make_digits, make_shapes
+from cnn_course.data.catalog import datasets_table
+from cnn_course.data.catalog import reported_text
+from cnn_course.evaluation.compare import reported_accuracies
 
 REQUIRED = ['flowers', 'clothing', 'fashion5', 'sports100', 'eggs', 'anime', 'grocery', 'grocery10', 'products10',
             'products30',
@@ -100,10 +102,18 @@ def test_unknown_dataset_names_choices():
     assert "Unknown dataset 'flower'. Available: anime, clothing," in msg and "Did you mean 'flowers'?" in msg
 
 def test_table_lists_everything():
-    for fmt in ('md', 'text'):
-        t = datasets_table(fmt)
-        assert all(n in t for n in REQUIRED)
-    assert datasets_table('md').count('\n') == len(DATASETS) + 1
+    "One row per registered dataset, in registry order, named in the first column; its classes and licence beside it."
+    md = datasets_table('md').splitlines()
+    assert md[0].startswith('| name | what | classes |') and set(md[1]) <= set('|-:')
+    rows = [[c.strip() for c in l.strip('|').split('|')] for l in md[2:]]
+    assert [r[0] for r in rows] == list(DATASETS) and set(REQUIRED) <= {r[0] for r in rows}
+    for r in rows:
+        spec = DATASETS[r[0]]
+        assert r[1] == spec.title and r[5] == spec.licence, r
+        if spec.classes: assert r[2] == str(len(spec.classes))
+    text = datasets_table('text').splitlines()
+    assert text[0].split()[0] == 'name' and set(text[1]) <= {'-', ' '}
+    assert [l.split()[0] for l in text[2:]] == list(DATASETS)
 
 def test_datasets_md_documents_every_dataset():
     md = (Path(__file__).parents[1]/'datasets.md').read_text()

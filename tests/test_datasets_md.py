@@ -1,7 +1,7 @@
 "datasets.md is `datasets_page()`; `python tests/test_datasets_md.py --write` regenerates it."
 import sys
 from pathlib import Path
-from cnn_course.catalog import datasets_page
+from cnn_course.data.catalog import datasets_page
 
 PAGE = Path(__file__).resolve().parents[1]/'datasets.md'
 

@@ -5,13 +5,13 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
-from cnn_course.backbones import HeadCfg, get_backbone
-from cnn_course.dataset_registry import get_dataset
-from cnn_course.exercise_grades import build_sets, counts_of, grade_lesson
-from cnn_course.exercises import ANSWER_MIME
-from cnn_course.grade import run_logits
-from cnn_course.models import create_model
-from cnn_course.runs import load_run, save_run
+from cnn_course.models.backbones import HeadCfg, get_backbone
+from cnn_course.data.registry import get_dataset
+from cnn_course.grading.answers import build_sets, counts_of, grade_lesson
+from cnn_course.course.exercises import ANSWER_MIME
+from cnn_course.grading.hidden_test import run_logits
+from cnn_course.models.classifier import create_model
+from cnn_course.inference.runs import load_run, save_run
 
 SIZE = 32
 

@@ -1,16 +1,16 @@
 "Every exercise's self-check: right answers pass, and each common mistake gets its own specific feedback."
 import math
 import numpy as np, pandas as pd, pytest, torch
-from cnn_course.datasets import make_shapes
-from cnn_course.data import class_counts, get_dls
-from cnn_course.evaluate import metrics_from_predictions, wilson_interval
-from cnn_course.lessons import EXERCISES, ExerciseError, check
-from cnn_course.exercises import ANSWER_MIME
-from cnn_course.graded_runs import THRESHOLDS, CHOICES
-from cnn_course.exercise_checks import class_weights, datablock_summary, trainable_after_freeze
-from cnn_course.ntsnet import NTSConfig, create_ntsnet
-from cnn_course.train import prepare
-from cnn_course.lr_finder import LRSuggestions, SUGGESTERS
+from cnn_course.data.fetch import make_shapes
+from cnn_course.data.loaders import class_counts, get_dls
+from cnn_course.evaluation.metrics import metrics_from_predictions, wilson_interval
+from cnn_course.course.lessons import EXERCISES, ExerciseError, check
+from cnn_course.course.exercises import ANSWER_MIME
+from cnn_course.course.graded_runs import THRESHOLDS, CHOICES
+from cnn_course.course.lesson_exercises import class_weights, datablock_summary, trainable_after_freeze
+from cnn_course.models.ntsnet import NTSConfig, create_ntsnet
+from cnn_course.training.recipes import prepare
+from cnn_course.training.lr_finder import LRSuggestions, SUGGESTERS
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path, monkeypatch):
@@ -47,7 +47,8 @@ def test_strict_under_nbdev_test(monkeypatch):
     with pytest.raises(ExerciseError, match='Not answered'): check('1.3', ...)
     monkeypatch.setenv('CNN_COURSE_LEARNER_VERSION', '1')  # the learner version: unanswered is expected, wrong is not
     assert check('1.3', ...).ok is None
-    with pytest.raises(ExerciseError, match='Not yet'): check('1.3', 7., counts=pd.DataFrame({'train': [1, 2], 'test': [1, 2]}, index=['a', 'b']))
+    with pytest.raises(ExerciseError, match='Not yet'):
+        check('1.3', 7., counts=pd.DataFrame({'train': [1, 2], 'test': [1, 2]}, index=['a', 'b']))
 
 def test_1_1_counts(shapes):
     dls = get_dls('shapes', shapes, bs=8)
@@ -75,12 +76,14 @@ def test_written_answers_are_recorded_for_the_instructor():
 
 def test_2_1_datablock_by_hand(shapes):
     from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, GrandparentSplitter, Resize, aug_transforms, Normalize, parent_label
-    from cnn_course.data import split_items
+    from cnn_course.data.loaders import split_items
     items, st = split_items('shapes', shapes), ([0.5]*3, [0.5]*3)
     def dls(size=160, aug=True, items_=items):
         tf = [*aug_transforms()] if aug else []
-        return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda _: items_['train'] + items_['valid'], splitter=GrandparentSplitter(valid_name='valid'),
-                         get_y=parent_label, item_tfms=Resize(size), batch_tfms=[*tf, Normalize.from_stats(*st)]).dataloaders(shapes, bs=8, num_workers=0)
+        return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda _: items_['train'] + items_['valid'],
+                         splitter=GrandparentSplitter(valid_name='valid'),
+                         get_y=parent_label, item_tfms=Resize(size),
+                         batch_tfms=[*tf, Normalize.from_stats(*st)]).dataloaders(shapes, bs=8, num_workers=0)
     ctx = dict(classes=['circle', 'square', 'triangle'], n_train=len(items['train']), n_valid=len(items['valid']), stats=st)
     right = dls()
     _says(check('2.1', right, **ctx), True, '3 classes')
@@ -114,7 +117,8 @@ def test_thresholds_and_choices_on_the_saved_run_and_on_given_metrics(tmp_path, 
     _says(check('6.2', 'runs/lesson6/runs/project', metrics=m, where='hidden test'), True, 'hidden test', '87.5%')
     _says(check('6.2', 'runs/other', metrics=m), False, "Save the run to 'runs/lesson6/runs/project'")
     # a choice: the best setting on validation, and the run saved with it measured (balanced: the mean per-class accuracy)
-    _says(check('2.4', 'balanced', valid={'plain': .80, 'balanced': .86}, metrics=m), False, 'mean per-class', '83.3%', 'below the threshold')
+    _says(check('2.4', 'balanced', valid={'plain': .80, 'balanced': .86}, metrics=m), False,
+          'mean per-class', '83.3%', 'below the threshold')
     right = metrics_from_predictions([0, 0, 1, 1, 2, 2, 2, 2], [0, 0, 1, 1, 2, 2, 2, 2], ['hat', 'outer', 'top'])
     _says(check('2.4', 'balanced', valid={'plain': .80, 'balanced': .86}, metrics=right), True, '100.0%')
     _says(check('2.4', 'plain', valid={'plain': .80, 'balanced': .86}, metrics=m), False, 'choose the best on validation')
@@ -222,11 +226,11 @@ def test_7_3_ntsnet_added_parameters():
 
 def test_a_threshold_exercise_refuses_a_run_on_generated_shapes(tmp_path, monkeypatch):
     "A lesson run without its photos trains on shapes: its threshold exercise says it cannot be graded, and how to fix it."
-    from cnn_course.backbones import get_backbone
-    from cnn_course.exercises import check
-    from cnn_course.models import create_model
-    from cnn_course.runs import save_run
-    import cnn_course.lessons  # noqa: F401  (registers the lessons' checks)
+    from cnn_course.models.backbones import get_backbone
+    from cnn_course.course.exercises import check
+    from cnn_course.models.classifier import create_model
+    from cnn_course.inference.runs import save_run
+    import cnn_course.course.lessons  # noqa: F401  (registers the lessons' checks)
     b, d = get_backbone('simple_cnn'), tmp_path/'runs'/'lesson1'
     save_run(d, create_model('simple_cnn', 3, pretrained=False), dict(
         arch='simple_cnn', classes=['circle', 'square', 'triangle'], size=32, mean=list(b.mean), std=list(b.std), head={},

@@ -2,13 +2,13 @@
 import os
 from pathlib import Path
 import pytest, torch
-from cnn_course import featcache
-from cnn_course.data import get_test_dl
-from cnn_course.datasets import make_shapes
-from cnn_course.features import image_predictions
-from cnn_course.models import create_model
-from cnn_course.runs import load_run
-from cnn_course.train import prepare, train
+from cnn_course.inference import feature_cache as featcache
+from cnn_course.data.loaders import get_test_dl
+from cnn_course.data.fetch import make_shapes
+from cnn_course.training.features import image_predictions
+from cnn_course.models.classifier import create_model
+from cnn_course.inference.runs import load_run
+from cnn_course.training.recipes import prepare, train
 
 pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
 
@@ -18,7 +18,8 @@ def shapes(tmp_path):
 
 def _computes(monkeypatch):
     "Count the passes over photos (cache misses): the lower body's maps and the whole body's pooled features."
-    from cnn_course import features, finetune
+    from cnn_course.training import features
+    from cnn_course.training import top_stage as finetune
     calls, acts, run = [], finetune._acts, features._run
     monkeypatch.setattr(finetune, '_acts', lambda *a: calls.append(1) or acts(*a))
     monkeypatch.setattr(features, '_run', lambda *a: calls.append(1) or run(*a))
@@ -37,7 +38,7 @@ def test_cache_hits_then_invalidates_on_mtime_and_weights(shapes, monkeypatch):
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new modification time
     cached('shapes', data=shapes, size=32); assert len(calls) == n + 1  # train only: valid files did not change
     learn = cached('shapes', data=shapes, size=40); assert len(calls) == n + 3  # other preprocessing
-    from cnn_course.finetune import activations
+    from cnn_course.training.top_stage import activations
     top = learn.cached_body.top
     activations(top, learn.dls.valid); assert len(calls) == n + 3  # hit
     with torch.no_grad(): learn.model.body.model.conv_stem.weight.mul_(1.01)  # other weights
@@ -77,7 +78,7 @@ def test_cache_cli_info_and_clear(shapes, capsys):
 
 def test_cached_pooled_features_depend_on_the_pooling(shapes):
     "Average and concat pooling share every weight: the cache must still tell their features apart (2560 vs 1280)."
-    from cnn_course.backbones import HeadCfg
+    from cnn_course.models.backbones import HeadCfg
     train('shapes', data=shapes, size=32, epochs=0)
     t = train('shapes', data=shapes, size=32, epochs=0, head=HeadCfg(pool='concat'))
     assert t.meta['head']['pool'] == 'concat' and 0 <= t.metrics['valid_accuracy'] <= 1

@@ -27,7 +27,8 @@ def test_report_agrees_with_sklearn_on_its_own_predictions(run, tmp_path, capsys
     assert all(f'Accuracy of {c}' in out for c in ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'])
     m = json.loads((tmp_path/'rep'/'metrics.json').read_text())
     pred = pd.read_csv(tmp_path/'rep'/'predictions.csv')
-    assert m['split'] == 'test' and len(pred) == m['n'] == 736  # the whole test split, not the training subset and set(m['per_class']) == set(m['classes'])
+    assert m['split'] == 'test' and len(pred) == m['n'] == 736  # the whole test split, not the training subset
+    assert set(m['per_class']) == set(m['classes'])  # one row per class (it sat in the comment above, never checked)
     assert m['accuracy'] == pytest.approx(skm.accuracy_score(pred.label, pred.prediction))
     np.testing.assert_array_equal(m['confusion_matrix'], skm.confusion_matrix(pred.label, pred.prediction, labels=m['classes']))
     p, r, f, s = skm.precision_recall_fscore_support(pred.label, pred.prediction, labels=m['classes'], zero_division=0)
@@ -47,9 +48,9 @@ def test_predict_a_photo_from_the_command_line(run, capsys):
 def test_upload_widget_given_a_real_photos_bytes_shows_top_k(run):
     "The lesson-1 widget, driven in code as a browser upload would (ipywidgets 8: a tuple of dicts, content a memoryview)."
     import datetime, re
-    from cnn_course.lessons import sample_photo
-    from cnn_course.runs import load_run
-    from cnn_course.widgets import UploadPredictor
+    from cnn_course.course.lessons import sample_photo
+    from cnn_course.inference.runs import load_run
+    from cnn_course.course.widgets import UploadPredictor
     data = sample_photo('flower').read_bytes()  # a JPEG from outside the dataset
     w = UploadPredictor(load_run(run), k=3)
     w.upload.value = ({'name': 'my_flower.jpg', 'type': 'image/jpeg', 'size': len(data), 'content': memoryview(data),

@@ -1,14 +1,14 @@
-"Lesson 0's checks (cnn_course.foundations): right answers pass, each usual mistake gets its own hint, torch is the reference."
+"Lesson 0's checks (cnn_course.course.foundations): right answers pass, each usual mistake gets its own hint, torch is the reference."
 import importlib, math
 import pytest, torch
 import torch.nn.functional as F
-from cnn_course.exercises import EXERCISES, ANSWER_MIME, check
+from cnn_course.course.exercises import EXERCISES, ANSWER_MIME, check
 
 @pytest.fixture(scope='module')
 def fd():
-    "The module; `cnn_course.lessons` registers every lesson's exercises (lesson 0's choice is in `graded_runs`)."
-    importlib.import_module('cnn_course.lessons')
-    return importlib.import_module('cnn_course.foundations')
+    "The module; `cnn_course.course.lessons` registers every lesson's exercises (lesson 0's choice is in `graded_runs`)."
+    importlib.import_module('cnn_course.course.lessons')
+    return importlib.import_module('cnn_course.course.foundations')
 
 @pytest.fixture(autouse=True)
 def _feedback_not_exceptions(monkeypatch): monkeypatch.delenv('IN_TEST', raising=False)
@@ -78,7 +78,7 @@ def test_grad_logits_matches_autograd_and_mistakes_get_hints(fd):
     _says(fd.check_grad_logits(lambda x, t: x * 0), False, 'autograd')
 
 def test_the_learning_rate_is_chosen_on_validation(fd):
-    from cnn_course.evaluate import metrics_from_predictions
+    from cnn_course.evaluation.metrics import metrics_from_predictions
     m = metrics_from_predictions([0]*9 + [1], [0]*9 + [1], ['daisy', 'rose'])  # the saved run's predictions: 100%
     valid, ch = {1e-4: 0.52, 1e-3: 0.83, 1e-2: 0.90, 1e-1: 0.895}, EXERCISES['0.3'].check
     _says(ch(1e-2, valid=valid, metrics=m), True, 'best of 4')

@@ -1,24 +1,14 @@
 "Autograder: a class of generated submissions graded on a hidden test set, never unpickling or running student code."
-import argparse, base64, builtins, csv, io, json, pickle, shutil
+import argparse, builtins, csv, json, pickle, shutil
 from pathlib import Path
 import pytest, torch
-from safetensors.torch import load_file, save_file
-from cnn_course.datasets import make_shapes
-from cnn_course.rubric import FLOWERS_RUBRIC, RubricError, load_rubric, parse_rubric
-from cnn_course.classroom import add_commands
-from cnn_course.grade import notebook_checks, pack_submission, read_notebook, self_check
-from cnn_course.classroom import grade_class
-from cnn_course.train import train
-
-def _figure():
-    "A real little line plot as base64 PNG (a 1x1 or blank image does not count as a figure)."
-    from PIL import Image, ImageDraw
-    im = Image.new('RGB', (320, 240), 'white'); d = ImageDraw.Draw(im)
-    d.line([(20, 20), (20, 220), (310, 220)], fill='black', width=2); d.line([(20, 200), (300, 40)], fill='blue', width=3)
-    b = io.BytesIO(); im.save(b, 'PNG'); return base64.b64encode(b.getvalue()).decode()
-PNG = _figure()
-RUBRIC = (FLOWERS_RUBRIC.replace('name = "flowers"', 'name = "shapes"').replace('of at least 85%', 'of at least 80%').replace('dataset = "flowers"', 'dataset = "shapes"').replace('threshold = 0.85', 'threshold = 0.8')
-          .replace('classes = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]\n', ''))
+from cnn_course.data.fetch import make_shapes
+from conftest import RUBRIC, head_key, tamper_run, write_notebook
+from cnn_course.evaluation.rubric import RubricError, load_rubric, parse_rubric
+from cnn_course.grading.project_class import add_commands
+from cnn_course.grading.project import notebook_checks, pack_submission, read_notebook, self_check
+from cnn_course.grading.project_class import grade_class
+from cnn_course.training.recipes import train
 
 class Evil:
     "Unpickling this creates `path`: proof that something was loaded."
@@ -26,29 +16,6 @@ class Evil:
     def __reduce__(self): return (builtins.open, (self.path, 'w'))
 
 pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
-
-def _code(src, text=None, img=False):
-    outs = ([{'output_type': 'stream', 'name': 'stdout', 'text': [text]}] if text else []) + \
-           ([{'output_type': 'display_data', 'data': {'image/png': PNG, 'text/plain': ['<Figure>']}, 'metadata': {}}] if img else [])
-    return {'cell_type': 'code', 'execution_count': 1, 'metadata': {}, 'source': [src], 'outputs': outs}
-
-def _notebook(path, plots=True, photo='my_drawing.png'):
-    cells = [_code('import pandas as pd\nh = pd.read_csv("run/history.csv")')]
-    if plots: cells += [{'cell_type': 'markdown', 'metadata': {}, 'source': ['Loss per epoch']}, _code('h[["train_loss", "valid_loss"]].plot()', img=True),
-                        _code('ax = h.accuracy.plot(); ax.set_ylabel("accuracy")', "Text(0, 0.5, 'accuracy')", img=True)]
-    cells.append(_code(f'run.predict("{photo}")', "[[('circle', 0.91), ('square', 0.05)]]"))
-    Path(path).write_text(json.dumps({'cells': cells, 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}))
-    return Path(path)
-
-def _head_key(sd, n):
-    return [k for k, v in sd.items() if k.endswith('weight') and v.ndim == 2 and v.shape[0] == n][-1]
-
-def _tamper(folder, fn, classes=None):
-    "Rewrite the weights of a run folder with `fn(state_dict)` (safetensors in, safetensors out)."
-    sd = load_file(folder/'model.safetensors'); fn(sd); save_file(sd, folder/'model.safetensors')
-    if classes:
-        meta = json.loads((folder/'model.json').read_text()); meta['classes'] = classes
-        (folder/'model.json').write_text(json.dumps(meta))
 
 @pytest.fixture(scope='module')
 def klass(tmp_path_factory):
@@ -61,14 +28,15 @@ def klass(tmp_path_factory):
     scratch = train('shapes', 'simple_cnn', data=shapes, pretrained=False, size=32, bs=16, epochs=2, out=root/'scratch_run').path
     subs = root/'subs'
     def sub(name, run=good, **kw):
-        d = subs/name; shutil.copytree(run, d); _notebook(d/'notebook.ipynb', **kw); return d
+        d = subs/name; shutil.copytree(run, d); write_notebook(d/'notebook.ipynb', **kw); return d
     sub('good'); sub('noplots', plots=False); sub('scratch', run=scratch); sub('datasetphoto', photo='shapes/test/circle/0001.png')
-    w = sub('weak'); _tamper(w, lambda sd: (sd[_head_key(sd, 3)].zero_(), sd[_head_key(sd, 3).replace('weight', 'bias')].copy_(torch.tensor([5., 0, 0]))))
-    n = sub('nan'); _tamper(n, lambda sd: sd[_head_key(sd, 3)].fill_(float('nan')))
+    w = sub('weak')
+    tamper_run(w, lambda sd: (sd[head_key(sd, 3)].zero_(), sd[head_key(sd, 3).replace('weight', 'bias')].copy_(torch.tensor([5., 0, 0]))))
+    n = sub('nan'); tamper_run(n, lambda sd: sd[head_key(sd, 3)].fill_(float('nan')))
     def grow(sd):
-        k = _head_key(sd, 3); b = k.replace('weight', 'bias')
+        k = head_key(sd, 3); b = k.replace('weight', 'bias')
         sd[k], sd[b] = torch.cat([sd[k], sd[k][:1]]), torch.cat([sd[b], sd[b][:1]])
-    x = sub('wrongclasses'); _tamper(x, grow, classes=['circle', 'extra', 'square', 'triangle'])
+    x = sub('wrongclasses'); tamper_run(x, grow, classes=['circle', 'extra', 'square', 'triangle'])
     c = sub('corrupt'); wf = c/'model.safetensors'; wf.write_bytes(wf.read_bytes()[:len(wf.read_bytes())//2])
     p = sub('pickle'); (p/'model.safetensors').unlink()
     marker = root/'MARKER_unpickled'
@@ -102,10 +70,13 @@ def test_scratch_run_fails_transfer_on_weights_not_only_meta(klass, tmp_path):
     d = tmp_path/'liar'; shutil.copytree(klass['root']/'subs'/'scratch', d)
     meta = json.loads((d/'model.json').read_text())
     meta.update(arch='tf_efficientnet_lite0', pretrained=True, weights_source='package efficientnet-lite0')
-    from cnn_course.models import create_model
+    from cnn_course.models.classifier import create_model
     from safetensors.torch import save_model
-    m = json.loads((klass['good']/'model.json').read_text()); meta.update(head=m['head'], size=m['size'], mean=m['mean'], std=m['std'], recipe=m['recipe'])
-    save_model(create_model('tf_efficientnet_lite0', 3, pretrained=False, head=__import__('cnn_course.backbones', fromlist=['HeadCfg']).HeadCfg(**m['head'])), str(d/'model.safetensors'))
+    m = json.loads((klass['good']/'model.json').read_text())
+    meta.update(head=m['head'], size=m['size'], mean=m['mean'], std=m['std'], recipe=m['recipe'])
+    save_model(create_model('tf_efficientnet_lite0', 3, pretrained=False,
+                            head=__import__('cnn_course.models.backbones', fromlist=['HeadCfg']).HeadCfg(**m['head'])),
+               str(d/'model.safetensors'))
     (d/'model.json').write_text(json.dumps(meta))
     r = self_check(d/'notebook.ipynb', d, klass['rubric'], data=klass['shapes'])
     assert r.points['transfer'] == 0 and 'look like a random init' in r.reasons['transfer'], r.reasons
@@ -137,7 +108,7 @@ def test_self_check_uses_public_test_split(klass):
     assert r.total == 3 and r.student == 'self-check'
 
 def test_pack_submission_and_cli(klass, tmp_path):
-    nb = _notebook(tmp_path/'mine.ipynb')
+    nb = write_notebook(tmp_path/'mine.ipynb')
     run = tmp_path/'run'; shutil.copytree(klass['good'], run); (run/'model.pkl').write_bytes(b'x')
     p = argparse.ArgumentParser(); add_commands(p.add_subparsers())
     a = p.parse_args(['submit', '--notebook', str(nb), '--run', str(run), '--out', str(tmp_path/'subs'/'me')]); a.func(a)
@@ -153,13 +124,14 @@ def test_pack_submission_and_cli(klass, tmp_path):
 def test_rubric_errors_name_the_problem(tmp_path):
     with pytest.raises(RubricError, match='line'): parse_rubric('[[criterion]\nid=1')
     with pytest.raises(RubricError, match='Valid kinds'): parse_rubric(RUBRIC.replace('kind = "accuracy"', 'kind = "acc"'))
-    with pytest.raises(RubricError, match='lacks points'): parse_rubric(RUBRIC.replace('points = 1\ndescription = "Accuracy', 'description = "Accuracy'))
+    with pytest.raises(RubricError, match='lacks points'):
+        parse_rubric(RUBRIC.replace('points = 1\ndescription = "Accuracy', 'description = "Accuracy'))
     with pytest.raises(RubricError, match='unknown field'): parse_rubric(RUBRIC.replace('threshold = 0.8', 'treshold = 0.8'))
     with pytest.raises(FileNotFoundError, match='write_default_rubric'): load_rubric(tmp_path/'none.toml')
     assert load_rubric().total == 3
 
 def test_notebook_heuristics(tmp_path):
-    nb = read_notebook(_notebook(tmp_path/'n.ipynb'))
+    nb = read_notebook(write_notebook(tmp_path/'n.ipynb'))
     assert all(notebook_checks(nb, ['circle', 'square']).values())
     assert notebook_checks(nb, ['circle'], {'my_drawing.png'})['photo_prediction'] is None  # a file of the dataset
     nb['cells'][-1]['outputs'] = [{'output_type': 'error', 'ename': 'FileNotFoundError', 'evalue': '', 'traceback': []}]

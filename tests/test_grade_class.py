@@ -2,17 +2,17 @@
 import csv, io, json, os, re, resource, shutil, signal, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import pytest, torch
-from cnn_course.backbones import HeadCfg
-from cnn_course.models import create_model
-from cnn_course.classroom import InstructorError, grade_class, preflight
-from cnn_course.grade import TestSet
-from cnn_course.gradebook import merge_lms, read_csv, safe_name
-from cnn_course.owned import MANIFEST
-from cnn_course.datasets import make_shapes
-from cnn_course.rubric import parse_rubric
-from cnn_course.runs import load_run, save_run
-from cnn_course.train import train
-from test_grade import RUBRIC, _code, _head_key, _notebook, _tamper
+from cnn_course.models.backbones import HeadCfg
+from cnn_course.models.classifier import create_model
+from cnn_course.grading.project_class import InstructorError, grade_class, preflight
+from cnn_course.grading.hidden_test import TestSet
+from cnn_course.grading.gradebook import merge_lms, read_csv, safe_name
+from cnn_course.grading.owned import MANIFEST
+from cnn_course.data.fetch import make_shapes
+from cnn_course.evaluation.rubric import parse_rubric
+from cnn_course.inference.runs import load_run, save_run
+from cnn_course.training.recipes import train
+from conftest import RUBRIC, code_cell, head_key, tamper_run, write_notebook
 
 CLASS_RUBRIC = RUBRIC.replace('time_limit = 120', 'time_limit = 60').replace('memory_gb = 4', 'memory_gb = 1')
 
@@ -28,7 +28,8 @@ def _sized(meta:dict, size:int) -> dict:
 def _hidden(public, dst):
     "The hidden test set: the public test images under names that appear nowhere else."
     for c in sorted((public/'test').iterdir()):
-        for i, f in enumerate(sorted(c.iterdir())): (dst/c.name).mkdir(parents=True, exist_ok=True); shutil.copy(f, dst/c.name/f'hid{c.name[:2]}{i:03d}q.png')
+        for i, f in enumerate(sorted(c.iterdir())):
+            (dst/c.name).mkdir(parents=True, exist_ok=True); shutil.copy(f, dst/c.name/f'hid{c.name[:2]}{i:03d}q.png')
     return dst
 
 def _deep_notebook(path): path.write_text('{"cells": [' + '['*50_000 + ']'*50_000 + ']}')
@@ -40,7 +41,7 @@ def _blank_png():
 
 @pytest.fixture(scope='module')
 def klass(tmp_path_factory):
-    os.environ.setdefault('CNN_COURSE_OFFLINE', '1')
+    mp = pytest.MonkeyPatch(); mp.setenv('CNN_COURSE_OFFLINE', '1')  # undone after the module: no test leaks it
     root = tmp_path_factory.mktemp('class')
     public = make_shapes(root/'public', n_classes=3, size=40, n_per_class=30, seed=0)
     hidden = _hidden(public, root/'hidden')
@@ -48,14 +49,16 @@ def klass(tmp_path_factory):
     concat = train('shapes', data=public, size=64, head=HeadCfg(pool='concat'), out=root/'concat_run').path
     subs = root/'subs'
     def sub(name, run=good, **kw):
-        d = subs/name; shutil.copytree(run, d); _notebook(d/'notebook.ipynb', **kw); return d
+        d = subs/name; shutil.copytree(run, d); write_notebook(d/'notebook.ipynb', **kw); return d
     sub('good'); sub('concat', run=concat); sub('copycat')
-    w = sub('below'); _tamper(w, lambda sd: (sd[_head_key(sd, 3)].zero_(), sd[_head_key(sd, 3).replace('weight', 'bias')].copy_(torch.tensor([5., 0, 0]))))
+    w = sub('below'); tamper_run(w, lambda sd: (sd[head_key(sd, 3)].zero_(),
+                                                sd[head_key(sd, 3).replace('weight', 'bias')].copy_(torch.tensor([5., 0, 0]))))
     m = subs/'minmeta'; r = load_run(good); meta = {k: r.meta[k] for k in ('arch', 'classes', 'size', 'mean', 'std', 'head', 'pretrained')}
-    save_run(m, r.model, meta); _notebook(m/'notebook.ipynb')
+    save_run(m, r.model, meta); write_notebook(m/'notebook.ipynb')
     (sub('metalist')/'model.json').write_text('[1, 2, 3]')
     _meta(sub('classesint'), classes=5); _meta(sub('classesnull'), classes=[1, None, 'square'])
-    _meta(sub('size8000'), size=8000); (sub('bigmem')/'model.json').write_text(json.dumps(_sized(json.loads((good/'model.json').read_text()), 1024)))
+    _meta(sub('size8000'), size=8000)
+    (sub('bigmem')/'model.json').write_text(json.dumps(_sized(json.loads((good/'model.json').read_text()), 1024)))
     _meta(sub('htmlarch'), arch='<b>x</b>|y')
     f = sub('fifo'); (f/'model.json').unlink(); os.mkfifo(f/'model.json')
     n = sub('nbnull'); nb = json.loads((n/'notebook.ipynb').read_text())
@@ -63,26 +66,27 @@ def klass(tmp_path_factory):
     (n/'notebook.ipynb').write_text(json.dumps(nb))
     (sub('nbints')/'notebook.ipynb').write_text('{"cells": [1, 2, 3], "nbformat": 4}')
     _deep_notebook(sub('nbdeep')/'notebook.ipynb')
-    e = sub('emptyplot'); (e/'notebook.ipynb').write_text(json.dumps({'cells': [_code('# loss accuracy', img=False)] + [
-        {**_code('plot(loss); plot(accuracy)'), 'outputs': [{'output_type': 'display_data', 'data': {'image/png': _blank_png()}, 'metadata': {}}]},
-        _code('run.predict("mine.jpg")', "[('circle', 0.9)]")]}))
+    e = sub('emptyplot'); (e/'notebook.ipynb').write_text(json.dumps({'cells': [code_cell('# loss accuracy', img=False)] + [
+        {**code_cell('plot(loss); plot(accuracy)'),
+         'outputs': [{'output_type': 'display_data', 'data': {'image/png': _blank_png()}, 'metadata': {}}]},
+        code_cell('run.predict("mine.jpg")', "[('circle', 0.9)]")]}))
     l = sub('linker'); (l/'model.safetensors').unlink(); os.symlink(subs/'good'/'model.safetensors', l/'model.safetensors')
     hid = sorted(p.name for p in hidden.rglob('*.png'))
     sub('hiddenphoto', photo=hid[0])
-    n = sub('nan'); _tamper(n, lambda sd: sd[_head_key(sd, 3)].fill_(float('nan')))
+    n = sub('nan'); tamper_run(n, lambda sd: sd[head_key(sd, 3)].fill_(float('nan')))
     p = sub('pickle'); (p/'model.safetensors').unlink(); (p/'model.pkl').write_bytes(b'\x80\x04N.')
     sub('L' * 250); sub('=HYPERLINK("evil.example";"click")')
     for n in NAMES: sub(n)  # names that must come back unchanged from every output
     sub('cafe').rename(subs/os.fsdecode(b'caf\xe9'))  # a folder name that is not UTF-8
     save_run(subs/'r18', create_model('resnet18', 3, pretrained=False), dict(arch='resnet18', classes=['circle', 'square', 'triangle'],
              size=64, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], head={}, pretrained=True, weights_source='timm hub'))
-    _notebook(subs/'r18'/'notebook.ipynb')
+    write_notebook(subs/'r18'/'notebook.ipynb')
     _meta(sub('permuted'), classes=['triangle', 'square', 'circle'])
-    nest = subs/'nested'/'flowers_project'; shutil.copytree(good, nest); _notebook(nest/'notebook.ipynb')
+    nest = subs/'nested'/'flowers_project'; shutil.copytree(good, nest); write_notebook(nest/'notebook.ipynb')
     many = sub('manyfiles')
     for i in range(10_050): (many/f'a{i:05d}.jpg').write_bytes(b'')
     five = sub('fivenbs')
-    for i in range(5): _notebook(five/f'a_scratch{i}.ipynb', plots=False)
+    for i in range(5): write_notebook(five/f'a_scratch{i}.ipynb', plots=False)
     for s in (1015, 1016, 1017): (subs/f'tiny{s}').mkdir(); (subs/f'tiny{s}'/'model.json').write_text(
         json.dumps(_sized(json.loads((good/'model.json').read_text()), s)))
     (subs/'linkdir').symlink_to(subs/'good'); (subs/'hw.zip').write_bytes(b'PK\x05\x06' + bytes(18))
@@ -95,8 +99,9 @@ def klass(tmp_path_factory):
     rows = {r['student']: r for r in read_csv((root/'grades'/'grades.csv').read_bytes().decode())}
     print(f'\nclass of {len(rows)}: graded in {secs:.0f} s, grader memory growth {(peak - peak0)/1024:.0f} MB, '
           f'peak temporary disk {disk_mb:.0f} MB')  # shown with -s
-    return dict(root=root, subs=subs, public=public, hidden=hidden, rubric=rubric, g=g, rows=rows, secs=secs,
+    yield dict(root=root, subs=subs, public=public, hidden=hidden, rubric=rubric, g=g, rows=rows, secs=secs,
                 growth_mb=(peak - peak0)/1024, disk_mb=disk_mb)
+    mp.undo()
 
 NAMES = ['cr\rname', 'lf\nname', 'x', "'x", '=x', 'tab\tname', 'comma, "quoted"', 'ünï 名前 ✓']
 
@@ -104,7 +109,8 @@ def _peak_disk(folder):
     "Make `folder` every temporary folder's home (grading work included) and measure its peak size (MB) until called."
     tempfile.tempdir, stop, peak = str(folder), threading.Event(), [0]
     def poll():
-        while not stop.wait(0.05): peak[0] = max(peak[0], sum(f.stat().st_size for f in folder.rglob('*') if f.is_file() and not f.is_symlink()))
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], sum(f.stat().st_size for f in folder.rglob('*') if f.is_file() and not f.is_symlink()))
     t = threading.Thread(target=poll, daemon=True); t.start()
     def done(): stop.set(); t.join(); tempfile.tempdir = None; return peak[0] / 2**20
     return done
@@ -187,7 +193,8 @@ def test_hostile_inputs_finish_within_limits_and_memory_stays_bounded(klass):
 def test_out_with_an_earlier_grading_needs_overwrite_and_is_replaced_whole(klass, tmp_path):
     out = tmp_path/'g'; two = [klass['subs']/'good', klass['subs']/'below']
     grade_class(two, klass['hidden'], klass['rubric'], out=out, progress=False)
-    with pytest.raises(InstructorError, match='--overwrite'): grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False)
+    with pytest.raises(InstructorError, match='--overwrite'):
+        grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False)
     (out/'feedback'/'stale_student.md').write_text('added by hand')
     with pytest.raises(InstructorError, match='did not write.*stale_student.md'):
         grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False, overwrite=True)
@@ -195,7 +202,8 @@ def test_out_with_an_earlier_grading_needs_overwrite_and_is_replaced_whole(klass
     grade_class(two[:1], klass['hidden'], klass['rubric'], out=out, progress=False, overwrite=True)
     assert sorted(p.name for p in (out/'feedback').iterdir()) == ['good.html', 'good.md']
     (tmp_path/'other').mkdir(); (tmp_path/'other'/'thesis.tex').write_text('x')
-    with pytest.raises(InstructorError, match='not a grading folder'): grade_class(two, klass['hidden'], klass['rubric'], out=tmp_path/'other', overwrite=True, progress=False)
+    with pytest.raises(InstructorError, match='not a grading folder'):
+        grade_class(two, klass['hidden'], klass['rubric'], out=tmp_path/'other', overwrite=True, progress=False)
 
 def test_instructor_problems_stop_before_any_grading(klass, tmp_path):
     bad = tmp_path/'hidden'; shutil.copytree(klass['hidden'], bad)
@@ -204,7 +212,8 @@ def test_instructor_problems_stop_before_any_grading(klass, tmp_path):
         grade_class([klass['subs']/'good'], bad, klass['rubric'], out=tmp_path/'g', progress=False)
     assert 'circle/' in str(e.value) and not (tmp_path/'g').exists()
     (bad/'square').rename(tmp_path/'gone'); (bad/'square').mkdir()
-    with pytest.raises(InstructorError, match='square hold no images'): grade_class([klass['subs']/'good'], bad, klass['rubric'], progress=False)
+    with pytest.raises(InstructorError, match='square hold no images'):
+        grade_class([klass['subs']/'good'], bad, klass['rubric'], progress=False)
     allowed = parse_rubric(CLASS_RUBRIC.replace('allowed = []', 'allowed = ["resnet18", "tf_efficientnet_lite0"]'))
     with pytest.raises(InstructorError, match='No pretrained weights on this machine for: no pretrained weights for resnet18'):
         grade_class([klass['subs']/'good'], klass['hidden'], allowed, progress=False)  # the instructor's own rubric names it
@@ -212,12 +221,13 @@ def test_instructor_problems_stop_before_any_grading(klass, tmp_path):
 def test_ntsnet_runs_are_graded_for_transfer(klass, tmp_path):
     "NTS-Net's body is compared with its base backbone's pretrained weights (here a stand-in resnet50 file)."
     import timm
-    from cnn_course.weights import course_weights_file, save_weights
+    from cnn_course.models.weights import course_weights_file, save_weights
     save_weights(timm.create_model('resnet50', pretrained=False).state_dict(), course_weights_file('resnet50'))
     meta = dict(classes=['circle', 'square', 'triangle'], size=64, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], head={},
                 arch='ntsnet')
-    save_run(tmp_path/'subs'/'pre', create_model('ntsnet', 3, pretrained=True), {**meta, 'pretrained': True, 'weights_source': 'course weights'})
-    save_run(tmp_path/'subs'/'liar', create_model('ntsnet', 3, pretrained=False), {**meta, 'pretrained': True, 'weights_source': 'course weights'})
+    claims = {**meta, 'pretrained': True, 'weights_source': 'course weights'}
+    save_run(tmp_path/'subs'/'pre', create_model('ntsnet', 3, pretrained=True), claims)
+    save_run(tmp_path/'subs'/'liar', create_model('ntsnet', 3, pretrained=False), claims)
     g = {r.student: r for r in grade_class(tmp_path/'subs', klass['hidden'], klass['rubric'], progress=False).results}
     assert g['pre'].points['transfer'] == 1, g['pre'].reasons
     assert g['liar'].points['transfer'] == 0 and 'random init' in g['liar'].reasons['transfer']
@@ -243,7 +253,7 @@ def test_overwrite_never_deletes_what_the_grader_did_not_write(klass, tmp_path):
 def test_a_kill_between_the_renames_is_recovered_by_the_next_run(klass, tmp_path):
     out = tmp_path/'g'; one = [klass['subs']/'good']; mine = tmp_path/'mine.txt'; mine.write_text('instructor')
     grade_class(one, klass['hidden'], klass['rubric'], out=out, progress=False)
-    code = (f'from cnn_course.classroom import grade_class; from cnn_course.rubric import parse_rubric\n'
+    code = (f'from cnn_course.grading.project_class import grade_class; from cnn_course.evaluation.rubric import parse_rubric\n'
             f'grade_class([{str(one[0])!r}], {str(klass["hidden"])!r}, parse_rubric({CLASS_RUBRIC!r}), out={str(out)!r}, '
             f'progress=False, overwrite=True, formats=("canvas",))')
     p = subprocess.run([sys.executable, '-c', code], env={**os.environ, 'CNN_COURSE_KILL_AT': 'moved-old'}, capture_output=True, text=True)
@@ -283,7 +293,8 @@ def test_every_entry_gets_a_row_and_the_summary_names_what_was_not_graded(klass)
 def test_the_preflight_decodes_at_shared_sizes_only(klass, tmp_path):
     "Ten 1 KB submissions declaring sizes 1015-1024 once made the grader decode the test set ten times; now once, small."
     meta = json.loads((klass['subs']/'good'/'model.json').read_text())
-    test = TestSet(klass['hidden']); refs, missing = preflight(test, klass['rubric'], [_sized(meta, s) for s in range(1015, 1025)], tmp_path)
+    test = TestSet(klass['hidden'])
+    refs, missing = preflight(test, klass['rubric'], [_sized(meta, s) for s in range(1015, 1025)], tmp_path)
     assert list(test.pixel_files) == [64] and sum(f.stat().st_size for f in tmp_path.glob('pixels_*')) < 2**20
     res = {r.student: r for r in klass['g'].results}
     assert all(res[f'tiny{s}'].seconds < 30 for s in (1015, 1016, 1017))

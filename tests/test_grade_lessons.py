@@ -4,18 +4,18 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
-from cnn_course.backbones import HeadCfg, get_backbone
-from cnn_course.classroom import InstructorError
-from cnn_course.data import class_counts
-from cnn_course.dataset_registry import get_dataset
-from cnn_course.evaluate import wilson_interval
-from cnn_course.exercises import ANSWER_MIME
-from cnn_course.lessons import check
-from cnn_course.grade import pack_submission, self_check
-from cnn_course.lesson_grade import grade_lessons, lessons_rubric
-from cnn_course.models import create_model, encoder
-from cnn_course.rubric import load_rubric
-from cnn_course.runs import normalize, save_run, to_pixels
+from cnn_course.models.backbones import HeadCfg, get_backbone
+from cnn_course.grading.project_class import InstructorError
+from cnn_course.data.loaders import class_counts
+from cnn_course.data.registry import get_dataset
+from cnn_course.evaluation.metrics import wilson_interval
+from cnn_course.course.exercises import ANSWER_MIME
+from cnn_course.course.lessons import check
+from cnn_course.grading.project import pack_submission, self_check
+from cnn_course.grading.lesson_class import grade_lessons, lessons_rubric
+from cnn_course.models.classifier import create_model, encoder
+from cnn_course.evaluation.rubric import load_rubric
+from cnn_course.inference.runs import normalize, save_run, to_pixels
 
 SIZE, ARCH = 32, 'simple_cnn'
 CLASSES = sorted(get_dataset('flowers').classes)
@@ -47,7 +47,8 @@ def _fit_run(train:Path, out:Path) -> Path:
     for _ in range(150):
         opt.zero_grad(); torch.nn.functional.cross_entropy(head(feats), y).backward(); opt.step()
     model.eval()
-    meta = dict(arch=ARCH, classes=CLASSES, size=SIZE, mean=list(b.mean), std=list(b.std), head=asdict(HeadCfg()), pretrained=False, dataset='flowers')
+    meta = dict(arch=ARCH, classes=CLASSES, size=SIZE, mean=list(b.mean), std=list(b.std),
+                head=asdict(HeadCfg()), pretrained=False, dataset='flowers')
     return save_run(out, model, meta)
 
 def _below(run:Path, out:Path) -> Path:
@@ -78,7 +79,7 @@ def _edit_to_passed(path):
 
 @pytest.fixture(scope='module')
 def klass(tmp_path_factory):
-    os.environ['CNN_COURSE_OFFLINE'] = '1'; os.environ.pop('IN_TEST', None)
+    mp = pytest.MonkeyPatch(); mp.setenv('CNN_COURSE_OFFLINE', '1'); mp.delenv('IN_TEST', raising=False)  # undone after the module
     root = tmp_path_factory.mktemp('lessons')
     flowers = root/'data'/'flowers'
     for split, n, seed in (('train', 12, 0), ('valid', 4, 1), ('test', 6, 2)): _photos(flowers/split, n, seed, extra=int(split == 'test'))
@@ -97,10 +98,12 @@ def klass(tmp_path_factory):
         try:
             _notebook(d/'01_first_classifier.ipynb', [
                 _cell(f'open({str(planted)!r}, "w").write("student code ran")\nimport os; os.system("touch {planted}")'),
-                _cell('check("1.1", train_counts, dls=dls)', check('1.1', (counts['train'] + counts['valid']).to_dict() if wrong else right_counts, counts=counts)),
+                _cell('check("1.1", train_counts, dls=dls)',
+                      check('1.1', (counts['train'] + counts['valid']).to_dict() if wrong else right_counts, counts=counts)),
                 _cell('check("1.2", choice, valid=valid)', check('1.2', 5 if wrong else 20, valid=valid)),
                 _cell('check("1.3", baseline, counts=counts)', check('1.3', 1/len(counts) if wrong else baseline, counts=counts)),
-                _cell('check("1.4", why_valid)', check('1.4', f'{name} says: the test split reports once, so it must not choose, or its number is optimistic.'))])
+                _cell('check("1.4", why_valid)', check('1.4', f'{name} says: the test split reports once, so it must not choose, '
+                                                              'or its number is optimistic.'))])
             if not lesson6: return d
             res = self_check(_notebook(root/f'{name}_project.ipynb', []), d/'runs/lesson6/runs/project', load_rubric(), data=flowers)
             lower = wilson_interval(round(res.accuracy*res.n_test), res.n_test)[0]
@@ -108,20 +111,24 @@ def klass(tmp_path_factory):
             _notebook(d/'06_graded_project.ipynb', [
                 _cell('check("6.1", lower, ...)', check('6.1', res.accuracy if wrong else lower, accuracy=res.accuracy, n=res.n_test)),
                 _cell('check("6.2", "runs/lesson6/runs/project")', check('6.2', 'runs/lesson6/runs/project')),
-                _cell('check("6.3", choice, valid=valid)', check('6.3', 'smoothed' if wrong else 'project', valid={'project': .9, 'smoothed': .85})),
+                _cell('check("6.3", choice, valid=valid)', check('6.3', 'smoothed' if wrong else 'project',
+                                                                        valid={'project': .9, 'smoothed': .85})),
                 _cell('check("6.4", packed)', check('6.4', packed)),
-                _cell('check("6.5", who)', check('6.5', 'Neither: the intervals of 50 and 736 photos overlap, so these test sets cannot tell them apart.'))])
+                _cell('check("6.5", who)', check('6.5', 'Neither: the intervals of 50 and 736 photos overlap, '
+                                                        'so these test sets cannot tell them apart.'))])
         finally: os.chdir(here)
         return d
 
     student('all_right'); student('some_wrong', wrong=True); student('below', run=bad); student('missing', lesson6=False)
     for f in student('edited', wrong=True).glob('*.ipynb'): _edit_to_passed(f)
     out = root/'grades'
-    cmd = [sys.executable, '-m', 'cnn_course.cli', 'grade-lessons', str(root/'subs'), '--lessons', '1', '6', '--test-data', str(root/'hidden'),
+    cmd = [sys.executable, '-m', 'cnn_course.cli', 'grade-lessons', str(root/'subs'), '--lessons', '1', '6',
+           '--test-data', str(root/'hidden'),
            '--data', str(root/'data'), '--out', str(out), '--format', 'gradescope', '--format', 'canvas']
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=root, env={**os.environ, 'MPLBACKEND': 'Agg'})
     rows = {r['student']: r for r in csv.DictReader(open(out/'grades.csv'))} if (out/'grades.csv').exists() else {}
-    return dict(root=root, out=out, proc=p, rows=rows, planted=planted)
+    yield dict(root=root, out=out, proc=p, rows=rows, planted=planted)
+    mp.undo()
 
 # Which exercises each student passes: the points come from the rubric, never from this table.
 PASSES = {'all_right': {'1.1', '1.2', '1.3', '6.1', '6.2', '6.3', '6.4'}, 'some_wrong': {'6.2', '6.4'},
@@ -181,17 +188,18 @@ def _with_meta(run:Path, out:Path, **kw) -> Path:
 
 def test_the_other_lessons_are_graded_from_runs_curves_and_models(klass, tmp_path):
     "3.x, 4.1 and 7.3 on the grader's side: a saved history (for the instructor), its own lr_find curve, the registry's models."
-    from cnn_course.exercises import EXERCISES
-    from cnn_course.exercise_grades import Submission, grade_exercise
-    from cnn_course.ntsnet import NTSConfig, create_ntsnet
-    from cnn_course.lr_finder import LRSuggestions
+    from cnn_course.course.exercises import EXERCISES
+    from cnn_course.grading.answers import Submission, grade_exercise
+    from cnn_course.models.ntsnet import NTSConfig, create_ntsnet
+    from cnn_course.training.lr_finder import LRSuggestions
     good, s = klass['root']/'good_run', Submission(tmp_path, {})
     rec = lambda i, a, **ctx: check(i, a, **ctx)._repr_mimebundle_()[ANSWER_MIME]['answer']
     grade = lambda i, a: grade_exercise(EXERCISES[i], s, a)
     # 3.2: the saved over-fitting run's history
     assert not grade('3.2', 3)[0] and "save_run('runs/lesson3/overfit'" in grade('3.2', 3)[1]
     h = dict(epoch=[1, 2, 3, 4, 5], phase=['frozen']*5, train_loss=[1, .8, .6, .4, .2], valid_loss=[1, .7, .6, .65, .8], accuracy=[.5]*5)
-    run = _with_meta(good, tmp_path/'runs/lesson3/overfit'); (run/'history.csv').write_text(__import__('pandas').DataFrame(h).to_csv(index=False))
+    run = _with_meta(good, tmp_path/'runs/lesson3/overfit')
+    (run/'history.csv').write_text(__import__('pandas').DataFrame(h).to_csv(index=False))
     ok, why = grade('3.2', 3)
     assert ok is None and why.startswith('For the instructor') and 'after epoch 3 of 5' in why, why  # history.csv is the notebook's
     # 3.1: the rate judged on the grader's own curve (here a given one), never on the one recorded with it
@@ -203,7 +211,8 @@ def test_the_other_lessons_are_graded_from_runs_curves_and_models(klass, tmp_pat
     assert grade('3.1', {'lr': 1e-3})[0] and grade('3.1', 1e-3)[0]  # no recorded curve needed
     # 4.1 and 7.2: counted on the registry's models (random weights: only the shapes count)
     m = create_model('tf_efficientnet_lite0', len(get_dataset('grocery10').classes), pretrained=False)
-    bn = sum(p.numel() for mod in m.body.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) for p in mod.parameters(recurse=False))
+    bn = sum(p.numel() for mod in m.body.modules() if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)
+             for p in mod.parameters(recurse=False))
     want = sum(p.numel() for p in m.parameters()) - sum(p.numel() for p in m.body.parameters()) + bn
     assert grade('4.1', want)[0] and not grade('4.1', sum(p.numel() for p in m.parameters()))[0]
     nts = create_ntsnet(4, 'tf_efficientnet_lite0', pretrained=False, cfg=NTSConfig(proposals=4, cat=2, sizes=(0.25, 0.4, 0.6)))
@@ -211,9 +220,9 @@ def test_the_other_lessons_are_graded_from_runs_curves_and_models(klass, tmp_pat
 
 def test_exercises_for_the_instructor_are_blank_in_the_gradebook_and_listed():
     "An exercise the grader cannot judge is no zero: a blank cell, a 📝 in the feedback, a line in the summary."
-    from cnn_course.gradebook import Result
-    from cnn_course.gradebook import ClassGrades, read_csv
-    from cnn_course.lesson_grade import _pending
+    from cnn_course.grading.gradebook import Result
+    from cnn_course.grading.gradebook import ClassGrades, read_csv
+    from cnn_course.grading.lesson_class import _pending
     rub = lessons_rubric([2]); r = Result('ann', rub)
     for c in rub.criteria: r.set(c, c.id != '2.1', 'For the instructor' if c.id == '2.1' else 'ok')
     r.pending = {'2.1'}

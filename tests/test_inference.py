@@ -1,14 +1,14 @@
 "Every path that evaluates a saved run gives the same predictions for the same images: they all go through `inference`."
 import numpy as np, pytest, torch
-from cnn_course.backbones import HeadCfg, get_backbone
-from cnn_course.data import folder_dl
-from cnn_course.datasets import class_dirs, image_files, make_shapes
-from cnn_course.evaluate import evaluate
-from cnn_course.grade import TestSet, run_logits
-from cnn_course.inference import EVAL_BS, outputs, predictions
-from cnn_course.models import create_model, encoder
-from cnn_course.report import predict_photos
-from cnn_course.runs import load_run, save_run
+from cnn_course.models.backbones import HeadCfg, get_backbone
+from cnn_course.data.loaders import folder_dl
+from cnn_course.data.fetch import class_dirs, image_files, make_shapes
+from cnn_course.evaluation.evaluate import evaluate
+from cnn_course.grading.hidden_test import TestSet, run_logits
+from cnn_course.inference.outputs import EVAL_BS, outputs, predictions
+from cnn_course.models.classifier import create_model, encoder
+from cnn_course.evaluation.report import predict_photos
+from cnn_course.inference.runs import load_run, save_run
 
 @pytest.fixture(scope='module')
 def run_and_images(tmp_path_factory):

@@ -1,11 +1,11 @@
 "`learn.freeze_to(-2)` on the course's learner: the top stage and the head train on cached lower-body maps."
 import pytest, torch
 from fastai.vision.all import Callback
-from cnn_course import inference
-from cnn_course.data import get_block, split_items
-from cnn_course.datasets import make_shapes
-from cnn_course.learner import body_phase, course_learner, seconds
-from cnn_course.runs import load_run
+from cnn_course.inference import outputs as inference
+from cnn_course.data.loaders import get_block, split_items
+from cnn_course.data.fetch import make_shapes
+from cnn_course.training.learner import body_phase, course_learner, seconds
+from cnn_course.inference.runs import load_run
 
 pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
 
@@ -77,7 +77,7 @@ def test_lr_find_on_the_maps_puts_the_weights_back_and_the_learner_recovers_from
 def test_a_rerun_on_a_warm_cache_repeats_the_cold_run_exactly(tmp_path):
     "A lesson cell run again (its features now cached) shows the numbers it showed the first time."
     from fastai.vision.all import set_seed
-    from cnn_course.featcache import cache_files
+    from cnn_course.inference.feature_cache import cache_files
     shapes = make_shapes(tmp_path/'data'/'shapes', n_classes=3, size=40, n_per_class=16, seed=0)
     def run():
         set_seed(0, reproducible=True)

@@ -3,7 +3,7 @@ import ast, json, re
 from pathlib import Path
 import pytest
 from cnn_course.cli import main
-from cnn_course.lessons import BEGIN, END, EXERCISES, check, learner_notebook, learner_version
+from cnn_course.course.lessons import BEGIN, END, EXERCISES, check, learner_notebook, learner_version
 
 LESSONS = Path(__file__).parents[1]/'lessons'
 NBS = sorted(LESSONS.glob('[0-9]*.ipynb'))
@@ -121,7 +121,8 @@ def test_unbalanced_markers_are_refused_before_anything_is_written(tmp_path):
 # Each step of the fastai workflow, as the calls a learner types for it.
 STEPS = {'DataBlock': r'\bDataBlock\(|\bget_block\(', 'dataloaders': r'\.(?:weighted_)?dataloaders\(', 'show_batch': r'\.show_batch\(',
          'Learner': r'\bvision_learner\(|\bLearner\(', 'lr_find': r'\.lr_find\(',
-         'fine_tune': r'\.fine_tune\(', 'freeze_to': r'\.freeze_to\(', 'fit': r'\.fit_one_cycle\(|\.fit\(', 'show_results': r'\.show_results\(',
+         'fine_tune': r'\.fine_tune\(', 'freeze_to': r'\.freeze_to\(', 'fit': r'\.fit_one_cycle\(|\.fit\(',
+         'show_results': r'\.show_results\(',
          'interpretation': r'\bClassificationInterpretation\.from_learner\(', 'confusion_matrix': r'\.plot_confusion_matrix\(',
          'top_losses': r'\.plot_top_losses\(', 'most_confused': r'\binterp\w*\.most_confused\('}
 # The course's wrappers that would do a step for the learner (fastai has these steps; the lessons show fastai's).
@@ -134,7 +135,8 @@ TEACHES = {'01': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find'
            '02': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'interpretation'],
            '03': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'freeze_to', 'fit', 'show_results'],
            '04': ['DataBlock', 'dataloaders', 'show_batch', 'Learner', 'lr_find', 'fine_tune', 'fit'],
-           '05': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune', 'interpretation', 'confusion_matrix', 'top_losses', 'most_confused'],
+           '05': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune',
+                  'interpretation', 'confusion_matrix', 'top_losses', 'most_confused'],
            '06': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune'],
            '07': ['DataBlock', 'dataloaders', 'Learner', 'lr_find', 'fine_tune', 'fit', 'interpretation', 'top_losses', 'most_confused']}
 PROJECT = LESSONS/'_project_flowers.ipynb'
@@ -174,11 +176,12 @@ def test_no_lesson_does_a_step_it_teaches_through_a_course_wrapper(n):
     called = set(_calls(code))
     used = {s: sorted(called & set(WRAPPERS.get(s, []))) for s in TEACHES[n]}
     assert not any(used.values()), f'lesson {n} does these steps through course wrappers: {used}'
-    assert 'cnn_course.train import' not in code
+    assert 'cnn_course.training.recipes import' not in code
 
 def test_the_counter_sees_a_wrapper(tmp_path):
     "The rule above fails on a lesson that trains through the course's `train` instead of fastai's lines."
-    nb = dict(cells=[dict(cell_type='code', source="t = train('flowers')\nlearn.fine_tune(1)", metadata={}, outputs=[], execution_count=None)],
+    nb = dict(cells=[dict(cell_type='code', source="t = train('flowers')\nlearn.fine_tune(1)",
+                          metadata={}, outputs=[], execution_count=None)],
               metadata={}, nbformat=4, nbformat_minor=5)
     (tmp_path/'x.ipynb').write_text(json.dumps(nb))
     assert fastai_calls([tmp_path/'x.ipynb'])['fine_tune'] == 1 and fastai_calls([tmp_path/'x.ipynb'])['Learner'] == 0

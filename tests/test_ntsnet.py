@@ -1,8 +1,8 @@
 "NTS-Net: anchors, hard NMS, the ranking loss, the training/eval outputs, and end-to-end learning with fastai."
 import time
 import pytest, torch
-from cnn_course.models import create_model, param_groups
-from cnn_course.ntsnet import (NTSConfig, NTSLoss, NTSNet, create_ntsnet, hard_nms, make_anchors, ranking_loss,
+from cnn_course.models.classifier import create_model, param_groups
+from cnn_course.models.ntsnet import (NTSConfig, NTSLoss, NTSNet, create_ntsnet, hard_nms, make_anchors, ranking_loss,
                                toy_fine_grained)
 
 torch.set_num_threads(2)

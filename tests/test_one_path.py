@@ -2,16 +2,16 @@
 import json, re
 import pytest, torch
 from fastai.vision.all import Callback, Learner, accuracy, vision_learner
-from cnn_course.data import get_block, split_items
-from cnn_course.datasets import make_shapes
-from cnn_course.guards import TrainError
-from cnn_course.learner import CachedBody, lr_curve
-from cnn_course.models import create_model
-from cnn_course.weights import install_timm_weights
-from cnn_course.runs import validate_meta
-from cnn_course.history import seconds
-from cnn_course.train import prepare, train
-from cnn_course.lr_finder import find_lr
+from cnn_course.data.loaders import get_block, split_items
+from cnn_course.data.fetch import make_shapes
+from cnn_course.training.guards import TrainError
+from cnn_course.training.learner import CachedBody, lr_curve
+from cnn_course.models.classifier import create_model
+from cnn_course.models.weights import install_timm_weights
+from cnn_course.inference.runs import validate_meta
+from cnn_course.training.history import seconds
+from cnn_course.training.recipes import prepare, train
+from cnn_course.training.lr_finder import find_lr
 
 pytestmark = pytest.mark.usefixtures('offline_home')  # every test: a fresh, offline course home
 

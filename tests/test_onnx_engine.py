@@ -3,10 +3,10 @@ saying why when it falls back, one export per weights."""
 import sys
 import pytest, torch
 from torch import nn
-from cnn_course import onnx_engine
-from cnn_course.core import cache_dir
-from cnn_course.inference import folded, outputs
-from cnn_course.models import create_model, encoder
+from cnn_course.inference import onnx_engine
+from cnn_course.core.basics import cache_dir
+from cnn_course.inference.outputs import folded, outputs
+from cnn_course.models.classifier import create_model, encoder
 
 @pytest.fixture(autouse=True)
 def _fresh(tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 "Lesson 8's project on the learner's own photos: the shipped photos, the split, the exercise checks and the app's logic."
 import pandas as pd, pytest
-from cnn_course.checks import check_dataset
-from cnn_course.exercises import EXERCISES, check
-from cnn_course.own_photos import (PLANTED, SAMPLES, loss_table, photo_answer, photo_block, planted, sample_photos,
+from cnn_course.data.checks import check_dataset
+from cnn_course.course.exercises import EXERCISES, check
+from cnn_course.course.own_photos import (PLANTED, SAMPLES, loss_table, photo_answer, photo_block, planted, sample_photos,
                                    save_uploads, split_photos)
 
 @pytest.fixture(autouse=True)
@@ -59,9 +59,9 @@ def test_save_uploads(tmp_path):
 
 def test_app_answers_a_shipped_photo(tmp_path):
     from fastai.vision.all import accuracy, vision_learner
-    from cnn_course.learner import CachedBody
-    from cnn_course.runs import load_run
-    from cnn_course.weights import install_timm_weights
+    from cnn_course.training.learner import CachedBody
+    from cnn_course.inference.runs import load_run
+    from cnn_course.models.weights import install_timm_weights
     install_timm_weights()
     s = split_photos(sample_photos(), max_per_class=4)
     dls = photo_block(s['valid'], size=128).dataloaders(s['train'] + s['valid'], bs=4, num_workers=0)

@@ -6,15 +6,16 @@ import numpy as np, pandas as pd, pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from cnn_course import core
-from cnn_course.evaluate import (Metrics, wilson_interval, metrics_from_predictions, accuracy_lines, per_class_table,
-                                 diagnose, evaluate, evaluation_from_probs, synthetic_predictions, verdict, most_confused)
-from cnn_course.images import ImageError
-from cnn_course.runs import RunError
-from cnn_course import compare as compare_module
-from cnn_course.compare import compare_runs
-from cnn_course.dataset_registry import Reported
-from cnn_course.report import Report, predict_photos, add_commands, report_html, history_figure, png
+from cnn_course.core import basics as core
+from cnn_course.evaluation.metrics import (Metrics, wilson_interval, metrics_from_predictions, accuracy_lines, per_class_table,
+                                        synthetic_predictions, verdict, most_confused)
+from cnn_course.evaluation.evaluate import diagnose, evaluate, evaluation_from_probs
+from cnn_course.core.images import ImageError
+from cnn_course.inference.runs import RunError
+from cnn_course.evaluation import compare as compare_module
+from cnn_course.evaluation.compare import compare_runs
+from cnn_course.data.registry import Reported
+from cnn_course.evaluation.report import Report, predict_photos, add_commands, report_html, history_figure, png
 
 FLOWERS = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']
 
@@ -311,8 +312,8 @@ def test_report_html_in_headless_chromium(saved_report, tmp_path):
 def _shape_run(root:Path, splits=True):
     "A `runs.Run` as `load_run` returns it, around an untrained tiny model, on an imbalanced shapes set."
     import torch
-    from cnn_course.datasets import make_shapes
-    from cnn_course.runs import Run
+    from cnn_course.data.fetch import make_shapes
+    from cnn_course.inference.runs import Run
     data = make_shapes(root/'shapes', n_classes=3, size=32, n_per_class=24, imbalance=4, seed=0)
     if not splits: shutil.rmtree(data/'test')
     torch.manual_seed(0)
@@ -346,7 +347,7 @@ def test_predict_photos_with_saved_run(tmp_path):
     assert pred.top[0][1] >= pred.top[1][1] and 0 < sum(p for _, p in pred.top) <= 1 + 1e-6
 
 def test_build_report_and_cli(tmp_path, monkeypatch, capsys):
-    from cnn_course import report
+    from cnn_course.evaluation import report
     run, data = _shape_run(tmp_path)
     monkeypatch.setattr(report, 'load_run', lambda d: run)
     photo = next((data/'test'/'square').iterdir())

@@ -1,9 +1,11 @@
 "Issue #10, tried as a careless learner would: every bad input either works correctly or fails early, in one line."
-import json, os, shutil, signal, subprocess, sys
+import contextlib, io, json, os, shutil, signal, subprocess, sys
+from typing import NamedTuple
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
-from cnn_course.datasets import make_shapes
+from cnn_course.cli import main
+from cnn_course.data.fetch import make_shapes
 
 CLI = [sys.executable, '-m', 'cnn_course.cli']
 
@@ -16,8 +18,24 @@ def env(tmp_path_factory):
 def shapes(tmp_path_factory):
     return make_shapes(tmp_path_factory.mktemp('data')/'shapes', n_classes=3, size=40, n_per_class=24, seed=0)
 
-def cli(*args, env, cwd=None, extra=None):
-    return subprocess.run([*CLI, *map(str, args)], env={**env, **(extra or {})}, cwd=cwd, capture_output=True, text=True, timeout=300)
+class Ran(NamedTuple):
+    "What a `cnn-course` command did: its exit code and what it printed."
+    returncode:int; stdout:str; stderr:str
+
+def cli(*args, env, cwd=None, extra=None, process=False):
+    """Run `cnn-course ARGS`: in this process through `cli.main` (the same parser, errors and exit codes), or, with
+    `process=True` or a kill point set, as a real subprocess (only that proves what a process prints and how it ends)."""
+    env = {**env, **(extra or {})}
+    if process or 'CNN_COURSE_KILL_AT' in env:
+        return subprocess.run([*CLI, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        for k, v in env.items():
+            if os.environ.get(k) != v: mp.setenv(k, v)
+        if cwd: mp.chdir(cwd)
+        try: code = main(list(map(str, args)))
+        except SystemExit as e: code = e.code if isinstance(e.code, int) else 1  # argparse's usage errors exit 2
+    return Ran(code, out.getvalue(), err.getvalue())
 
 def train_args(data, out, *more):
     return ['train', '--dataset', 'shapes', '--data', data, '--arch', 'simple_cnn', '--scratch', '--size', '32',
@@ -95,15 +113,15 @@ def test_a_diverging_learning_rate_stops_training_and_saves_nothing(shapes, tmp_
     one_line(p, 1, 'Lower --lr')
     assert not (tmp_path/'run').exists()
 
-def test_oversized_png_is_reported_by_data_check_and_left_out_of_training(shapes, tmp_path, env):
+def test_oversized_png_is_reported_by_data_check_and_left_out_of_training(shapes, tmp_path, env, monkeypatch):
     data = shutil.copytree(shapes, tmp_path/'shapes')
     bomb = data/'train'/'circle'/'bomb.png'
     Image.new('L', (13000, 13000)).save(bomb)
     assert bomb.stat().st_size < 1_000_000  # 169 megapixels, small on disk
     p = cli('data', 'check', data, env=env)
     assert p.returncode == 0 and 'too-large' in p.stdout and str(bomb) in p.stdout, p.stdout
-    from cnn_course.data import split_items
-    os.environ.setdefault('CNN_COURSE_HOME', env['CNN_COURSE_HOME'])
+    from cnn_course.data.loaders import split_items
+    monkeypatch.setenv('CNN_COURSE_HOME', env['CNN_COURSE_HOME'])
     items = split_items('shapes', data)
     assert bomb not in items['train'] and len(items['train']) == len(split_items('shapes', shapes)['train'])
 
@@ -151,8 +169,8 @@ def _rgba_and_16bit(folder:Path) -> list:
     return [folder/'rgba.png', folder/'deep.png']
 
 def test_rgba_and_16bit_png_give_the_same_answer_in_predict_and_report_photo(run, tmp_path, env):
-    from cnn_course.report import predict_photos
-    from cnn_course.runs import load_run
+    from cnn_course.evaluation.report import predict_photos
+    from cnn_course.inference.runs import load_run
     photos, r = _rgba_and_16bit(tmp_path), load_run(run)
     p = cli('predict', '--model', run, *photos, '-k', '3', env=env)
     assert p.returncode == 0, p.stderr
@@ -169,7 +187,7 @@ def test_report_from_another_folder_evaluates_the_recorded_seed0_split(run, tmp_
     assert Path(meta['data_path']).is_absolute() and meta['split']['seed'] == 0
     p = cli('report', '--model', run, '--out', tmp_path/'rep', env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    from cnn_course.data import split_items
+    from cnn_course.data.loaders import split_items
     items = split_items('shapes', meta['data_path'], seed=0)
     preds = (tmp_path/'rep'/'predictions.csv').read_text().splitlines()[1:]
     assert sorted(l.split(',')[0] for l in preds) == sorted(map(str, items['test']))
@@ -184,10 +202,11 @@ def test_report_fails_clearly_when_the_recorded_test_files_changed(run, tmp_path
 def test_seed0_on_a_folder_without_splits_is_evaluated_on_its_own_split(tmp_path, env):
     src = make_shapes(tmp_path/'src', n_classes=2, size=32, n_per_class=20, seed=0)
     for f in src.rglob('*.png'):  # one folder per class: the split is drawn from the seed
-        (tmp_path/'flat'/f.parent.name).mkdir(parents=True, exist_ok=True); shutil.copy(f, tmp_path/'flat'/f.parent.name/f'{f.parent.parent.name}-{f.name}')
+        (tmp_path/'flat'/f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, tmp_path/'flat'/f.parent.name/f'{f.parent.parent.name}-{f.name}')
     assert cli(*train_args(tmp_path/'flat', tmp_path/'run'), '--seed', '0', env=env).returncode == 0
     assert cli('report', '--model', tmp_path/'run', '--out', tmp_path/'rep', env=env).returncode == 0
-    from cnn_course.data import split_items
+    from cnn_course.data.loaders import split_items
     seed0, seed42 = split_items('shapes', tmp_path/'flat', seed=0), split_items('shapes', tmp_path/'flat', seed=42)
     tested = {l.split(',')[0] for l in (tmp_path/'rep'/'predictions.csv').read_text().splitlines()[1:]}
     assert tested == set(map(str, seed0['test'])) and not tested & set(map(str, seed0['train']))
@@ -206,7 +225,7 @@ def test_test_folder_evaluates_any_labelled_folder(run, shapes, tmp_path, env):
 # ---- a run is written whole ----------------------------------------------------------------------------------------
 
 def test_a_kill_while_overwriting_leaves_exactly_the_old_or_the_new_run(run, tmp_path, env):
-    from cnn_course.runs import load_run
+    from cnn_course.inference.runs import load_run
     old_meta, old_weights = json.loads((run/'model.json').read_text()), (run/'model.safetensors').read_bytes()
     outcomes = {}
     for point in ('weights', 'meta', 'moved-old', 'swapped'):
@@ -241,11 +260,13 @@ def test_a_kill_while_overwriting_leaves_exactly_the_old_or_the_new_run(run, tmp
     (['compare', '/no/such/run'], 1, 'no model.json'),
     (['quickstart', '--bogus'], 2, 'unrecognized arguments')])
 def test_every_subcommand_fails_in_one_line(tmp_path, env, args, code, says):
-    p = cli(*args, env=env, cwd=tmp_path)
+    # three as real processes (an argparse error, a course error, a usage error: their exit codes and all they print),
+    # the others through `main` in this process, which takes the same path without paying a new process's imports
+    p = cli(*args, env=env, cwd=tmp_path, process=args[0] in ('datasets', 'lr-find') or args[-1] == 'x.jpg')
     err = p.stderr.strip()
     assert p.returncode == code and 'Traceback' not in err and says in err, (p.returncode, err)
     if code == 1: assert len(err.splitlines()) <= 8, err  # one message (a not-found message lists where it looked)
 
 def test_debug_shows_the_traceback(tmp_path, env):
-    p = cli('--debug', 'predict', '--model', '/no/such/run', 'x.jpg', env=env)
+    p = cli('--debug', 'predict', '--model', '/no/such/run', 'x.jpg', env=env, process=True)
     assert p.returncode == 1 and 'Traceback' in p.stderr and 'RunError' in p.stderr

@@ -4,16 +4,17 @@ import pytest, torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from cnn_course.cli import main
-from cnn_course.core import UsageError, cache_dir
-from cnn_course.data import split_items
-from cnn_course.datasets import make_shapes
-from cnn_course.featcache import cache_files, cached
-from cnn_course.grade import TestSet, grade_model
-from cnn_course.report import build_report
-from cnn_course.rubric import parse_rubric
-from cnn_course.runs import RunError, load_run
-from cnn_course.train import train
-from test_grade import RUBRIC
+from cnn_course.core.basics import UsageError, cache_dir
+from cnn_course.data.loaders import split_items
+from cnn_course.data.fetch import make_shapes
+from cnn_course.inference.feature_cache import cache_files, cached
+from cnn_course.grading.project import grade_model
+from cnn_course.grading.hidden_test import TestSet
+from cnn_course.evaluation.report import build_report
+from cnn_course.evaluation.rubric import parse_rubric
+from cnn_course.inference.runs import RunError, load_run
+from cnn_course.training.recipes import train
+from conftest import RUBRIC
 
 @pytest.fixture(scope='module')
 def home(tmp_path_factory):

@@ -14,7 +14,8 @@ S = sys.modules['build_site'] = importlib.util.module_from_spec(spec); spec.load
 CHROMIUM, DRIVER = shutil.which('chromium') or '/usr/bin/chromium', shutil.which('chromedriver') or '/usr/bin/chromedriver'
 
 def _md(s): return {'cell_type': 'markdown', 'id': 'm', 'metadata': {}, 'source': s}
-def _code(s, outputs=()): return {'cell_type': 'code', 'id': 'c', 'metadata': {}, 'source': s, 'outputs': list(outputs), 'execution_count': 1}
+def _code(s, outputs=()): return {'cell_type': 'code', 'id': 'c', 'metadata': {}, 'source': s,
+                                  'outputs': list(outputs), 'execution_count': 1}
 def _nb(*cells): return {'cells': list(cells), 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
 
 def test_page_names_follow_nbdev_for_the_package_and_keep_lesson_numbers():
@@ -58,6 +59,24 @@ def test_sidebar_links_every_page_from_where_it_is_drawn(tmp_path):
     assert re.findall(r'href="([^"]+)"', nav) == ['../index.html', '../lessons/01_first.html', '../widgets.html']
     assert '<a href="../lessons/01_first.html" class=here>Lesson 1</a>' in nav
     assert re.findall(r'href="([^"]+)"', S.sidebar(pages, pages[1], titles)) == ['index.html', 'lessons/01_first.html', 'widgets.html']
+
+def test_sidebar_groups_the_package_by_subpackage(tmp_path):
+    "Package pages sit under their room (`core/`, `course/`...), in notebook order; the rooms come from `default_exp`."
+    nbs = {}
+    for name, exp in [('00_core', 'core.basics'), ('03_data', 'data.loaders'), ('13_widgets', 'course.widgets'), ('index', None)]:
+        nbs[name] = tmp_path/f'{name}.ipynb'
+        src = [f'#| default_exp {exp}'] if exp else ['x = 1']
+        nbs[name].write_text(json.dumps({'cells': [{'cell_type': 'code', 'source': src, 'metadata': {}, 'outputs': []}]}))
+    assert [S.room_of(nbs[n]) for n in nbs] == ['core', 'data', 'course', '']
+    pages = [S.Page(p, S.page_href(p, 'Package'), 'Package', S.room_of(p)) for p in nbs.values()]
+    titles = {p.href: p.src.stem for p in pages}
+    nav = S.sidebar(pages, pages[0], titles)
+    assert re.findall(r'<li class=room>(\w+)/', nav) == ['core', 'data', 'course']
+    assert nav.index('course/') < nav.index('widgets.html') and nav.index('data/') < nav.index('data.html') < nav.index('course/')
+    yml = S.quarto_sidebar(list(nbs.values()))
+    assert '      - section: data\n        contents:\n          - 03_data.ipynb\n' in yml and '      - index.ipynb' in yml
+    rooms = {S.room_of(p) for p in (S.ROOT/'nbs').glob('*.ipynb')} - {''}
+    assert rooms == {p.name for p in (S.ROOT/'cnn_course').iterdir() if (p/'__init__.py').exists()}  # every room has pages
 
 def _missing_browser():
     for what, p in (('Chromium (Debian package chromium)', CHROMIUM), ('chromedriver (Debian package chromium-driver)', DRIVER)):
@@ -114,7 +133,8 @@ def test_site_pages_images_and_links_load_in_chromium(site, served, driver, tmp_
         assert driver.execute_script('return document.readyState') == 'complete', f'{page} did not finish loading in 10 s'
         assert driver.find_elements('css selector', 'h1') and driver.find_elements('css selector', 'nav.course-nav a'), page
         imgs = driver.find_elements('css selector', 'img')
-        broken = [i.get_attribute('src')[:80] for i in imgs if not driver.execute_script('return arguments[0].complete && arguments[0].naturalWidth > 0', i)]
+        broken = [i.get_attribute('src')[:80] for i in imgs
+                  if not driver.execute_script('return arguments[0].complete && arguments[0].naturalWidth > 0', i)]
         assert not broken, f'{page}: images that did not load: {broken}'
         hrefs = {h.split('#')[0] for h in driver.execute_script("return [...document.querySelectorAll('a[href]')].map(a => a.href)")}
         for h in sorted(h for h in hrefs if h.startswith(url) and h not in checked):
@@ -152,8 +172,8 @@ def test_site_shows_the_lessons_bench_executed_without_running_them_again(tmp_pa
     assert saved['cells'][1]['outputs'][0]['text'] == ['IN_TEST 1\n']  # run as nbdev-test runs it (strict checks)
     assert saved['metadata']['cnn_course']['size'] == 'full' and S.saved_run(lesson, tmp_path/'executed'/lesson.name) is None
     ran = []
-    import cnn_course.lessons
-    monkeypatch.setattr(cnn_course.lessons, 'execute_notebook', lambda src, dest, timeout=0: ran.append(src) or dest)
+    import cnn_course.course.lessons
+    monkeypatch.setattr(cnn_course.course.lessons, 'execute_notebook', lambda src, dest, timeout=0: ran.append(src) or dest)
     done = S.execute_lessons(tmp_path/'build', root=root, executed=tmp_path/'executed')
     assert ran == [] and json.loads(done[0].read_text())['cells'][1]['outputs']  # shown with its outputs, not rerun
     lesson.write_text(json.dumps(_nb(_md('# Lesson 1: tiny'), _code('print(2)'))))  # the lesson changed since

@@ -1,8 +1,8 @@
 "Staging picks the files the grader reads whatever else a submission holds (issue 27, failure 5)."
 import os, time
 from pathlib import Path
-from cnn_course.runs import RUN_FILES
-from cnn_course.sandbox import stage_submission
+from cnn_course.inference.runs import RUN_FILES
+from cnn_course.grading.sandbox import stage_submission
 
 MB = 2**20
 

@@ -4,8 +4,8 @@ over seeds. The reference numbers are read from bench/results (never typed here)
 import json, math
 from pathlib import Path
 import numpy as np, pytest
-from cnn_course.exercise_grades import LESSON_DATA
-from cnn_course.graded_runs import GOALS, pass_threshold
+from cnn_course.grading.answers import LESSON_DATA
+from cnn_course.course.graded_runs import GOALS, pass_threshold
 
 RESULTS = Path(__file__).parents[1]/'bench'/'results'
 # The datasets of bench/time_to_accuracy.py's seeds; two lessons run a variant of one (fashion5: five of clothing's
@@ -35,7 +35,8 @@ def test_a_reference_quality_run_passes_95_percent_of_the_time(ex):
     sd = _spread().get(SPREAD_OF.get(LESSON_DATA.get(int(ex.split('.')[0])), ''), 0.)
     fair = pass_threshold(p, n, sd)
     assert goal.threshold <= fair, (f'{ex}: the threshold {goal.threshold:.0%} is above {fair:.1%}, which a run like the '
-                                    f'reference ({p:.1%} on {ref[ex]["n"]} test photos, spread {sd:.1%} over seeds) reaches 95% of the time on {n}')
+                                    f'reference ({p:.1%} on {ref[ex]["n"]} test photos, spread {sd:.1%} over seeds) '
+                                    f'reaches 95% of the time on {n}')
 
 def test_the_spread_is_measured_on_at_least_three_seeds():
     t = json.loads((RESULTS/'time_to_accuracy.json').read_text())

@@ -3,11 +3,11 @@ import json, pickle
 from pathlib import Path
 import numpy as np, pytest, torch
 from cnn_course.cli import main
-from cnn_course.datasets import make_shapes
-from cnn_course.models import create_model
-from cnn_course.runs import RUN_FILES, RunError, load_run
-from cnn_course.train import prepare, recipe_for, train
-from cnn_course.lr_finder import find_lr
+from cnn_course.data.fetch import make_shapes
+from cnn_course.models.classifier import create_model
+from cnn_course.inference.runs import RUN_FILES, RunError, load_run
+from cnn_course.training.recipes import prepare, recipe_for, train
+from cnn_course.training.lr_finder import find_lr
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path, monkeypatch):
@@ -41,7 +41,8 @@ def test_saved_run_reloads_with_same_predictions_and_no_pickle(shapes, tmp_path,
 def test_random_init_is_recorded_not_silent(shapes, tmp_path):
     meta = json.loads((_scratch(shapes, out=tmp_path/'run').path/'model.json').read_text())
     assert meta['pretrained'] is False and meta['weights_source'].startswith('random init')
-    assert meta['epochs'] == {'frozen': 0, 'top': 0, 'unfrozen': 2} and meta['metrics']['n_test'] == len(list((shapes/'test').rglob('*.png')))
+    assert (meta['epochs'] == {'frozen': 0, 'top': 0, 'unfrozen': 2}
+            and meta['metrics']['n_test'] == len(list((shapes/'test').rglob('*.png'))))
 
 def test_same_seed_same_run(shapes):
     a, b = _scratch(shapes, seed=3), _scratch(shapes, seed=3)

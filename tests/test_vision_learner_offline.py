@@ -2,10 +2,10 @@
 import json, os, subprocess, sys
 import pytest, timm, torch
 from fastai.vision.all import ImageDataLoaders, Resize, accuracy, vision_learner
-from cnn_course.backbones import get_backbone
-from cnn_course.core import UsageError
-from cnn_course.shapes import make_shapes
-from cnn_course.weights import (HUB_SNAPSHOT, course_weights_file, install_timm_weights, package_file, read_state_dict,
+from cnn_course.models.backbones import get_backbone
+from cnn_course.core.basics import UsageError
+from cnn_course.data.shapes import make_shapes
+from cnn_course.models.weights import (HUB_SNAPSHOT, course_weights_file, install_timm_weights, package_file, read_state_dict,
                                 resolve_weights, timm_weights_file)
 
 LITES = [f'tf_efficientnet_lite{i}' for i in range(3)]

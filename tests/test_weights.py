@@ -2,11 +2,11 @@
 import io, os, time
 from pathlib import Path
 import pytest, torch, torchvision
-import cnn_course.downloads as downloads
-from cnn_course.bodies import native_model
-from cnn_course.models import create_model
-from cnn_course.core import NotAvailableError
-from cnn_course.weights import (WeightsNotFoundError, find_local, read_state_dict, resolve_weights, save_weights,
+import cnn_course.core.downloads as downloads
+from cnn_course.models.bodies import native_model
+from cnn_course.models.classifier import create_model
+from cnn_course.core.basics import NotAvailableError
+from cnn_course.models.weights import (WeightsNotFoundError, find_local, read_state_dict, resolve_weights, save_weights,
                                 course_weights_file)
 
 @pytest.fixture

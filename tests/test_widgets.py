@@ -4,13 +4,13 @@ import numpy as np, pytest, torch
 from PIL import Image
 from traitlets import TraitError
 from matplotlib.figure import Figure
-from cnn_course import widgets as W
-from cnn_course.data import AUGS
-from cnn_course.shapes import make_shapes
-from cnn_course.report import PhotoPrediction
-from cnn_course.runs import load_run, to_pixels
-from cnn_course.train import train
-from cnn_course.lr_finder import LRSuggestions, SUGGESTERS
+from cnn_course.course import widgets as W, explorers as E
+from cnn_course.data.loaders import AUGS
+from cnn_course.data.shapes import make_shapes
+from cnn_course.evaluation.report import PhotoPrediction
+from cnn_course.inference.runs import load_run, to_pixels
+from cnn_course.training.recipes import train
+from cnn_course.training.lr_finder import LRSuggestions, SUGGESTERS
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path, monkeypatch):
@@ -116,41 +116,41 @@ def _arr(ims): return np.stack([np.asarray(i) for i in ims]).astype(int)
 
 def test_augment_same_seed_same_pixels_and_shapes():
     im = _asym()
-    a, b = W.augment_examples(im, n=6, seed=3, size=40), W.augment_examples(_png(im), n=6, seed=3, size=40)
+    a, b = E.augment_examples(im, n=6, seed=3, size=40), E.augment_examples(_png(im), n=6, seed=3, size=40)
     assert len(a) == 6 and all(i.size == (40, 40) and i.mode == 'RGB' for i in a)
     np.testing.assert_array_equal(_arr(a), _arr(b))
-    assert not np.array_equal(_arr(a), _arr(W.augment_examples(im, n=6, seed=4, size=40)))
+    assert not np.array_equal(_arr(a), _arr(E.augment_examples(im, n=6, seed=4, size=40)))
     assert len({i.tobytes() for i in a}) > 1  # the copies differ from each other
     state = torch.get_rng_state()
-    W.augment_examples(im, n=2)
+    E.augment_examples(im, n=2)
     assert torch.equal(state, torch.get_rng_state())  # the caller's random state is left alone
 
 def test_augment_nothing_gives_the_resized_original(tmp_path):
     f = tmp_path/'a.png'; _asym(60).save(f)
     none = dict(do_flip=False, max_rotate=0, max_zoom=1, max_lighting=0, max_warp=0)
-    out = _arr(W.augment_examples(f, n=3, size=32, **none))
+    out = _arr(E.augment_examples(f, n=3, size=32, **none))
     ref = to_pixels(f, 32).permute(1, 2, 0).numpy().astype(int)
     assert np.abs(out - ref[None]).max() <= 1
 
 def test_augment_flip_only_mirrors_some_and_keeps_others():
     im = _asym(32)
     ref = to_pixels(im, 32).permute(1, 2, 0).numpy().astype(int)
-    out = _arr(W.augment_examples(im, n=16, seed=0, size=32, do_flip=True, max_rotate=0, max_zoom=1, max_lighting=0, max_warp=0))
+    out = _arr(E.augment_examples(im, n=16, seed=0, size=32, do_flip=True, max_rotate=0, max_zoom=1, max_lighting=0, max_warp=0))
     same = [np.abs(o - ref).max() <= 1 for o in out]
     mirrored = [np.abs(o - ref[:, ::-1]).max() <= 1 for o in out]
     assert all(s or m for s, m in zip(same, mirrored))  # flip is the only change...
     assert any(mirrored) and any(same)  # ...applied with fastai's p=0.5
 
 def test_augment_accepts_every_family_and_names_valid_keys():
-    for fam, aug in AUGS.items(): assert len(W.augment_examples(_asym(), n=2, size=24, **aug)) == 2, fam
+    for fam, aug in AUGS.items(): assert len(E.augment_examples(_asym(), n=2, size=24, **aug)) == 2, fam
     with pytest.raises(TypeError, match=r"Unknown augmentation max_rotation, zoom\. Valid: .*max_rotate.*max_zoom.*p_affine"):
-        W.augment_examples(_asym(), max_rotation=10, zoom=1.2)
+        E.augment_examples(_asym(), max_rotation=10, zoom=1.2)
 
 def test_augment_explorer_presets_and_passes_slider_values(monkeypatch):
     calls = []
-    real = W.augment_examples
-    monkeypatch.setattr(W, 'augment_examples', lambda *a, **k: calls.append((a, k)) or real(*a, **k))
-    e = W.AugmentExplorer([_asym(), _png(_asym(20))], family='eggs', n=3, size=24)
+    real = E.augment_examples
+    monkeypatch.setattr(E, 'augment_examples', lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    e = E.AugmentExplorer([_asym(), _png(_asym(20))], family='eggs', n=3, size=24)
     assert (e.sliders['max_rotate'].value, e.flips['flip_vert'].value) == (45, True)
     assert calls and calls[-1][1] == AUGS['eggs'] and calls[-1][0][1:] == (3, 0, 24)
     before, n = e.output.value, len(calls)
@@ -163,14 +163,14 @@ def test_augment_explorer_presets_and_passes_slider_values(monkeypatch):
     e.family.value = 'sports'  # one render for the whole preset, not one per control
     assert len(calls) == n + 1 and calls[-1][1] == {**AUGS['sports'], 'flip_vert': False}
     e.update(); assert len(calls) == n + 2
-    with pytest.raises(ValueError, match='Give at least one image'): W.AugmentExplorer([])
+    with pytest.raises(ValueError, match='Give at least one image'): E.AugmentExplorer([])
 
 def test_augment_explorer_names_images_uniquely(tmp_path):
     for d in 'ab': (tmp_path/d).mkdir(); _asym(16).save(tmp_path/d/'x.png')
     _asym(16).save(tmp_path/'y.png')
-    e = W.AugmentExplorer([tmp_path/'a'/'x.png', tmp_path/'b'/'x.png'], n=1, size=8)
+    e = E.AugmentExplorer([tmp_path/'a'/'x.png', tmp_path/'b'/'x.png'], n=1, size=8)
     assert list(e.image.options) == ['0: x.png', '1: x.png']
-    assert list(W.AugmentExplorer([tmp_path/'y.png', str(tmp_path/'a'/'x.png')], n=1, size=8).image.options) == ['y.png', 'x.png']
+    assert list(E.AugmentExplorer([tmp_path/'y.png', str(tmp_path/'a'/'x.png')], n=1, size=8).image.options) == ['y.png', 'x.png']
 
 # --- learning rate -------------------------------------------------------------------------------------------------
 
@@ -182,17 +182,18 @@ def _curve(noise=.01, seed=0, spike=False):
     t, l = torch.tensor(lrs), torch.tensor(loss)
     return LRSuggestions({k: float(f(t, l, 100)[0]) for k, f in SUGGESTERS.items()}, lrs.tolist(), loss.tolist())
 
-def _verdict(s, lr): return W.lr_advice(s, lr).split(':')[0]
+def _verdict(s, lr): return E.lr_advice(s, lr).split(':')[0]
 
 def test_lr_advice_each_region_of_the_curve():
     s = _curve()
     pick = f"{s.suggestions['valley']:.1e}"
-    low, good, high, too_high = (W.lr_advice(s, lr) for lr in (1e-6, 1e-3, 1e-2, 1.))
+    low, good, high, too_high = (E.lr_advice(s, lr) for lr in (1e-6, 1e-3, 1e-2, 1.))
     assert low.startswith('too low: the loss barely moves') and 'slow' in low and pick in low
     assert good.startswith('good: the loss falls fast')
     assert high.startswith('high:') and pick in high
     assert too_high.startswith('too high: the loss is already rising') and 'diverge' in too_high and pick in too_high
-    assert [_verdict(s, lr) for lr in (1e-9, 1e-7, 1e-4, 3e-3, 3e-2, 100.)] == ['too low', 'too low', 'good', 'good', 'too high', 'too high']
+    assert [_verdict(s, lr) for lr in (1e-9, 1e-7, 1e-4, 3e-3, 3e-2, 100.)] == ['too low', 'too low',
+                                                                                'good', 'good', 'too high', 'too high']
 
 def test_lr_advice_is_robust_to_noise_and_follows_the_curve():
     for seed in range(5):
@@ -206,7 +207,7 @@ def test_lr_advice_is_robust_to_noise_and_follows_the_curve():
 
 def test_lr_figure_marks_suggestions_and_lr():
     s = _curve()
-    fig = W.lr_figure(s, 3e-2)
+    fig = E.lr_figure(s, 3e-2)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     xs = [tuple(l.get_xdata()) for l in ax.lines]
@@ -215,14 +216,14 @@ def test_lr_figure_marks_suggestions_and_lr():
 
 def test_lr_explorer_dropdown_moves_slider_and_advice():
     s = _curve()
-    x = W.LRExplorer(s)
+    x = E.LRExplorer(s)
     assert x.lr.value == pytest.approx(s.suggestions['valley']) and x.advice.value.startswith('<b>good')
     x.lr.value = 1.
     assert x.advice.value.startswith('<b>too high') and '1.0e+00' in x.advice.value
     before = x.output.value
     x.choice.value = 'steep'
     assert x.lr.value == pytest.approx(s.suggestions['steep'])
-    assert x.advice.value == f'<b>{W._esc(W.lr_advice(s, s.suggestions["steep"]))}</b>'
+    assert x.advice.value == f'<b>{E.esc(E.lr_advice(s, s.suggestions["steep"]))}</b>'
     assert x.output.value.startswith('<img src="data:image/png;base64,') and x.output.value != before
     assert (x.lr.min, x.lr.max) == (-7, 1)
 
@@ -230,50 +231,50 @@ def test_lr_explorer_dropdown_moves_slider_and_advice():
 
 def test_browse_pages_sorted_files_and_names_choices(shapes):
     everything = sorted((shapes/'train').glob('*/*.png'))
-    pages = [W.browse(shapes, 'train', page=p, per_page=7) for p in range(len(everything)//7 + 1)]
+    pages = [E.browse(shapes, 'train', page=p, per_page=7) for p in range(len(everything)//7 + 1)]
     assert sum(pages, []) == everything and all(len(p) == 7 for p in pages[:-1])
-    assert W.browse(shapes, 'train', page=99) == []
-    tri = W.browse(shapes, 'valid', 'triangle', per_page=100)
+    assert E.browse(shapes, 'train', page=99) == []
+    tri = E.browse(shapes, 'valid', 'triangle', per_page=100)
     assert tri == sorted((shapes/'valid'/'triangle').glob('*.png')) and tri
-    with pytest.raises(ValueError, match="No split 'val'.*Available: train, valid, test"): W.browse(shapes, 'val')
+    with pytest.raises(ValueError, match="No split 'val'.*Available: train, valid, test"): E.browse(shapes, 'val')
     with pytest.raises(ValueError, match="No class 'circles'.*Available: circle, cross, square, triangle"):
-        W.browse(shapes, 'test', 'circles')
-    with pytest.raises(ValueError, match='expected folder/train/CLASS'): W.browse(shapes/'train')
+        E.browse(shapes, 'test', 'circles')
+    with pytest.raises(ValueError, match='expected folder/train/CLASS'): E.browse(shapes/'train')
 
 def test_thumbs_html_captions_and_unreadable(shapes, tmp_path):
-    files = W.browse(shapes, 'test', per_page=3)
+    files = E.browse(shapes, 'test', per_page=3)
     bad = tmp_path/'cat'/'broken.jpg'; bad.parent.mkdir(); bad.write_bytes(b'not a jpeg')
-    h = W.thumbs_html(files + [bad], size=48)
+    h = E.thumbs_html(files + [bad], size=48)
     assert h.count('<img src="data:image/png;base64,') == 3 and W.NOT_IMAGE in h
     assert all(f'{f.parent.name}<br>{f.name}' in h for f in files) and 'cat<br>broken.jpg' in h
 
 def test_dataset_browser_split_class_page(shapes):
-    b = W.DatasetBrowser(shapes, per_page=4, size=32)
+    b = E.DatasetBrowser(shapes, per_page=4, size=32)
     assert list(b.split.options) == ['train', 'valid', 'test'] and list(b.cls.options) == ['all', 'circle', 'cross', 'square', 'triangle']
     b.cls.value = 'square'; b.page.value = 1
-    shown = W.browse(shapes, 'train', 'square', page=1, per_page=4)
+    shown = E.browse(shapes, 'train', 'square', page=1, per_page=4)
     assert len(shown) == 4 and all(f.name in b.output.value for f in shown)
-    assert all(f.name not in b.output.value for f in W.browse(shapes, 'train', 'square', page=0, per_page=4))
+    assert all(f.name not in b.output.value for f in E.browse(shapes, 'train', 'square', page=0, per_page=4))
     assert b.page.max == (len(list((shapes/'train'/'square').glob('*.png'))) - 1)//4
     assert '<td>square</td><td>' in b.output.value and 'page 2 of' in b.output.value
     b.split.value = 'test'  # the class stays, the page goes back to 0
     assert (b.cls.value, b.page.value) == ('square', 0)
-    assert all(f.name in b.output.value for f in W.browse(shapes, 'test', 'square', per_page=4))
+    assert all(f.name in b.output.value for f in E.browse(shapes, 'test', 'square', per_page=4))
     b.cls.value = 'all'
     n_test = len(list((shapes/'test').glob('*/*.png')))
     assert f'{n_test} images' in b.output.value and f'<b>{n_test}</b>' in b.output.value
 
 def test_dataset_browser_by_name_and_errors(shapes, monkeypatch, tmp_path):
     monkeypatch.setenv('CNN_COURSE_DATA', str(shapes.parent))
-    b = W.DatasetBrowser('shapes')
+    b = E.DatasetBrowser('shapes')
     assert b.root == shapes and 'circle' in b.output.value
-    with pytest.raises(KeyError, match="Unknown dataset 'shape'.*Available:"): W.DatasetBrowser('shape')
+    with pytest.raises(KeyError, match="Unknown dataset 'shape'.*Available:"): E.DatasetBrowser('shape')
     (tmp_path/'flat'/'cat').mkdir(parents=True)
-    with pytest.raises(ValueError, match='Available: none'): W.DatasetBrowser(tmp_path/'flat')
+    with pytest.raises(ValueError, match='Available: none'): E.DatasetBrowser(tmp_path/'flat')
 
 def test_lr_advice_never_recommends_a_rate_it_calls_bad():
     "On a clean curve fastai's valley can sit in the flat part; the advice then points at the steepest fall instead."
     for s in (_curve(noise=0.), _curve(), _curve(noise=.03, seed=3, spike=True)):
         for lr in (1e-7, 1e-5, 1e-3, 1e-1, 1.):
-            m = re.search(r'(?:about|try about) ([\d.]+e[+-]\d+)', W.lr_advice(s, lr))
-            if m: assert _verdict(s, float(m.group(1))) == 'good', (lr, W.lr_advice(s, lr))
+            m = re.search(r'(?:about|try about) ([\d.]+e[+-]\d+)', E.lr_advice(s, lr))
+            if m: assert _verdict(s, float(m.group(1))) == 'good', (lr, E.lr_advice(s, lr))

@@ -28,6 +28,12 @@ class Page:
     src:Path # The notebook rendered (processed or executed)
     href:str # e.g. 'widgets.html' or 'lessons/01_first_classifier.html'
     section:str # 'Package' or 'Lessons'
+    room:str='' # The subpackage a package notebook exports into ('data' for `data.loaders`); '' for lessons and index
+
+def room_of(nb:Path) -> str:
+    "The subpackage of `cnn_course` a package notebook exports into, from its `#| default_exp` ('' if none)."
+    m = re.search(r'#\| default_exp ([\w.]+)', nb.read_text()) if nb.exists() else None
+    return m.group(1).split('.')[0] if m and '.' in m.group(1) else ''
 
 def page_href(nb:Path, # A notebook of nbs/ or lessons/
               section:str, # 'Package' or 'Lessons'
@@ -61,7 +67,7 @@ def execute_lessons(build:Path, # Folder for the executed copies (never the comm
                     executed:Path|None=None, # Notebooks bench/lessons.py executed (build/executed): shown, not rerun
                    ) -> list[Path]:
     "Copy the lessons into `build` and run the chosen ones there, top to bottom; the executed notebooks."
-    from cnn_course.lessons import execute_notebook, SIZE_ENV
+    from cnn_course.course.lessons import execute_notebook, SIZE_ENV
     build.mkdir(parents=True, exist_ok=True)
     chosen, done = select([p for p in (root/'lessons').glob('[0-9]*.ipynb')], only), []
     for f in (root/'lessons').iterdir():  # the project notebook and data files the lessons open by relative path
@@ -193,7 +199,10 @@ def sidebar(pages:list, # Every `Page` of the site
     for sec in ('Lessons', 'Package'):
         here = lambda p: ' class=here' if p == current else ''
         link = lambda p: f'<a href="{up}{p.href}"{here(p)}>{html.escape(titles[p.href])}</a>'
-        items = ''.join(f'<li>{link(p)}</li>' for p in pages if p.section == sec and p.href != 'index.html')
+        shown = [p for p in pages if p.section == sec and p.href != 'index.html']
+        rooms = list(dict.fromkeys(p.room for p in shown))  # in page order, which is the notebooks' (lowest room first)
+        group = lambda r: ''.join(f'<li>{link(p)}</li>' for p in shown if p.room == r)
+        items = ''.join(f'<li class=room>{html.escape(r)}/<ul>{group(r)}</ul></li>' if r else group(r) for r in rooms)
         out.append(f'<p>{sec}</p><ul>{items}</ul>')
     return ''.join(out) + '</nav>'
 
@@ -201,7 +210,7 @@ STYLE = ('<link rel="icon" href="data:,"><style>'
          '.course-nav{position:fixed;top:0;left:0;width:230px;height:100%;overflow:auto;padding:8px 12px;'
          'background:#f6f6f6;border-right:1px solid #ddd;font:13px sans-serif}'
          '.course-nav ul{padding-left:14px;margin:0}'
-         '.course-nav .here{font-weight:bold}body{margin-left:260px!important}</style>')
+         '.course-nav .here{font-weight:bold}.course-nav .room{color:#555;margin-top:4px}body{margin-left:260px!important}</style>')
 
 def render_nbconvert(nb:dict, # A prepared notebook
                      nav:str, # The sidebar's HTML
@@ -238,11 +247,22 @@ def quarto_available() -> bool: return shutil.which('quarto') is not None
 
 def quarto_config(root:Path=ROOT):
     "nbdev's Quarto configuration in nbs/ (`_quarto.yml`, `nbdev.yml`, `sidebar.yml`), as `nbdev-docs` writes it."
-    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
+    from nbdev.quarto import refresh_quarto_yml
     os.chdir(root)  # nbdev finds its settings from the working folder
-    refresh_quarto_yml(); nbdev_sidebar.__wrapped__(path=root/'nbs')
+    refresh_quarto_yml(); (root/'nbs'/'sidebar.yml').write_text(quarto_sidebar(sorted((root/'nbs').glob('*.ipynb'))))
     css = root/'nbs'/'styles.css'
     if not css.exists(): css.write_text('.cell-output pre { margin-left: 0.8rem; }\n')
+
+def quarto_sidebar(nbs:list, # The package notebooks, in order
+                  ) -> str:
+    "Quarto's `sidebar.yml`: nbdev's list of pages, grouped in sections by subpackage (`core`, `data`, ...)."
+    out = ['website:', '  sidebar:', '    contents:']
+    rooms = list(dict.fromkeys(room_of(nb) for nb in nbs))
+    for r in rooms:
+        names = [nb.name for nb in nbs if room_of(nb) == r]
+        if not r: out += [f'      - {n}' for n in names]
+        else: out += [f'      - section: {r}', '        contents:'] + [f'          - {n}' for n in names]
+    return '\n'.join(out) + '\n'
 
 def write_site_quarto(cache:Path, # nbdev's `_proc` folder (the processed package notebooks and `_quarto.yml`)
                       lessons:list, # Executed lesson notebooks
@@ -274,7 +294,7 @@ def build_site(out:Path=ROOT/'_docs', # The site folder (replaced)
     package_nbs = process_package(package if package is None or 'index' in package else [*package, 'index'], root=root)
     if renderer == 'quarto': return write_site_quarto(package_nbs[0].parent, executed, Path(out))/'index.html'
     sections = (('Package', package_nbs), ('Lessons', executed))
-    pages = [Page(p, page_href(p, sec), sec) for sec, nbs in sections for p in nbs]
+    pages = [Page(p, page_href(p, sec), sec, room_of(root/'nbs'/p.name) if sec == 'Package' else '') for sec, nbs in sections for p in nbs]
     write_site(pages, Path(out))
     return Path(out)/'index.html'
 

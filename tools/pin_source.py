@@ -3,15 +3,17 @@
     git clone --bare https://github.com/OWNER/REPO /tmp/REPO.git
     python tools/pin_source.py eggs /tmp/REPO.git
 
-prints what `cnn_course.datasets.DATASETS[NAME].pin` should hold: the digest of `cnn_course.sources.plan` on the
-commit's tree (`git ls-tree -r -l`: paths, blob ids and sizes), the images per split, and the size of all the
-commit's files (the archive is about that). A blob that a partial clone lacks shows no size: it is counted as too
-large for a photo (`MAX_PHOTO`), which is what such clones leave out. Exit 1 when the registry's digest differs.
+prints what `cnn_course.data.registry.DATASETS[NAME].pin` should hold: the digest of
+`cnn_course.data.sources.plan` on the commit's tree (`git ls-tree -r -l`: paths, blob ids and sizes), the images per
+split, and the size of all the commit's files (the archive is about that). A blob that a partial clone lacks shows no
+size: it is counted as too large for a photo (`MAX_PHOTO`), which is what such clones leave out. Exit 1 when the
+registry's digest differs.
 """
 import argparse, subprocess, sys
 from collections import Counter
-from cnn_course.dataset_registry import get_dataset
-from cnn_course.sources import MAX_PHOTO, plan, selection_digest
+from cnn_course.core.basics import UnknownNameError
+from cnn_course.data.registry import DATASETS, get_dataset
+from cnn_course.data.sources import MAX_PHOTO, plan, selection_digest
 
 def tree(git_dir:str, commit:str) -> list:
     "(path, blob id, size) of every file of `commit`."
@@ -29,9 +31,15 @@ def main(argv=None) -> int:
     p.add_argument('name', help='a dataset with a pin, e.g. eggs')
     p.add_argument('git_dir', help='a (bare) clone of its repository holding the pinned commit')
     a = p.parse_args(argv)
-    spec = get_dataset(a.name); pin = spec.pin
-    if pin is None: p.error(f'{a.name} has no pinned source')
-    rows = tree(a.git_dir, pin.commit)
+    pinned = ', '.join(sorted(n for n, s in DATASETS.items() if s.pin is not None))
+    try: spec = get_dataset(a.name)
+    except UnknownNameError: p.error(f'unknown dataset {a.name!r}; the pinned ones: {pinned}.')
+    pin = spec.pin
+    if pin is None: p.error(f'{a.name} has no pinned source; the pinned ones: {pinned}.')
+    try: rows = tree(a.git_dir, pin.commit)
+    except subprocess.CalledProcessError as e:
+        p.error(f'{a.git_dir} does not hold {pin.short} ({e.stderr.decode().strip()}): git clone --bare '
+                f'https://github.com/{pin.repo} /tmp/{pin.repo.split("/")[1]}.git and pass that folder.')
     picked = plan(pin, [(p, b, MAX_PHOTO if n is None else n) for p, b, n in rows], spec.classes)
     digest = selection_digest(picked)
     counts = Counter(s for s, *_ in picked)

@@ -27,10 +27,10 @@ def threshold_rows() -> list[dict]:
     """Every setting a saved run is graded against, from the exercise registry: id, run folder, what is measured,
     threshold, why, and for a choice exercise what the learner chooses.
 
-    The one place that reads the registry (`cnn_course.graded_runs.GOALS`, or the older
-    `cnn_course.exercise_checks.THRESHOLDS` of tuples): adapt this function when the registry changes shape."""
-    try: from cnn_course.graded_runs import GOALS as goals
-    except ImportError: from cnn_course.exercise_checks import THRESHOLDS as goals
+    The one place that reads the registry (`cnn_course.course.graded_runs.GOALS`, or the older
+    `cnn_course.course.lesson_exercises.THRESHOLDS` of tuples): adapt this function when the registry changes shape."""
+    try: from cnn_course.course.graded_runs import GOALS as goals
+    except ImportError: from cnn_course.course.lesson_exercises import THRESHOLDS as goals
     rows = []
     for i, g in goals.items():
         if hasattr(g, 'run'): run, what, t, why, setting = g.run, g.measure, g.threshold, g.why, g.setting
@@ -180,9 +180,9 @@ def render_spread(old:str, results:Path=RESULTS) -> str:
     return '\n'.join(out) + '\n'
 
 def render_exercises(old:str, results:Path=RESULTS) -> str:
-    "Every exercise of the registry (`cnn_course.exercises.EXERCISES`): id, kind, points, task."
-    from cnn_course.exercises import EXERCISES
-    import cnn_course.exercise_checks  # noqa: F401  (registers the exercises)
+    "Every exercise of the registry (`cnn_course.course.exercises.EXERCISES`): id, kind, points, task."
+    from cnn_course.course.exercises import EXERCISES
+    import cnn_course.course.lesson_exercises  # noqa: F401  (registers the exercises)
     key = lambda i: tuple(int(x) if x.isdigit() else 0 for x in i.split('.'))
     out = ['| exercise | kind | points | the task |', '|---|---|--:|---|']
     out += [f"| {e.id} | {e.kind} | {e.points:g} | {' '.join(str(e.task).split()).replace('|', '/')} |"
@@ -270,14 +270,14 @@ def in_json(n:dict, results:Path=RESULTS) -> bool:
 
 # Numbers that are not measurements. Each is recognised by what it is, with the reason it may stand in the text.
 def _registry_points() -> set:
-    from cnn_course.exercises import EXERCISES
-    import cnn_course.exercise_checks  # noqa: F401  (registers the exercises)
+    from cnn_course.course.exercises import EXERCISES
+    import cnn_course.course.lesson_exercises  # noqa: F401  (registers the exercises)
     return {float(e.points) for e in EXERCISES.values()}
 
 @functools.lru_cache(None)
 def _reported() -> set:
-    "Accuracies the original projects reported (cnn_course.dataset_registry), the numbers in their notes as fractions."
-    from cnn_course.dataset_registry import DATASETS
+    "Accuracies the original projects reported (cnn_course.data.registry), the numbers in their notes as fractions."
+    from cnn_course.data.registry import DATASETS
     out = set()
     for s in DATASETS.values():
         for r in s.reported:
@@ -293,7 +293,7 @@ ALLOWED = [  # (reason, test on a found number)
      and re.search(r'threshold|rubric|reach|≥|>=|at least|asks? for|bar\b|pass', n['ctx'], re.I)),
     ("an exercise's points from the exercise registry (`EXERCISES[id].points`)",
      lambda n: n['kind'] == 'points' and n['value'] in _registry_points() and re.search(r'graded:\s*$', n['before'])),
-    ("an accuracy the original project reported (`cnn_course.dataset_registry`'s `reported`), not the course's",
+    ("an accuracy the original project reported (`cnn_course.data.registry`'s `reported`), not the course's",
      lambda n: n['kind'] == 'percent' and any(_rounds_to(100 * x, n['value'], n['digits']) for x in _reported())),
     ('the confidence level of an interval (95%), a convention',
      lambda n: n['kind'] == 'percent' and n['value'] == 95

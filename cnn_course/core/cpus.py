@@ -31,6 +31,7 @@ def free_cores(sample_s:float=SAMPLE_S, # Seconds to watch the counters
               ) -> int:
     "The usable cores that other processes left idle over the last `sample_s` seconds (at least 1)."
     n = usable_cores()
+    if n == 1: return 1  # nothing to count: no need to wait `sample_s`
     if time.monotonic() - _LAST[0] < REUSE_S: return min(n, _LAST[1])
     try:
         (t0, i0), own0 = _cpu_ticks(), time.process_time()
@@ -48,11 +49,13 @@ def pass_threads(most:int|None=None, # At most this many (the threads the proces
                 ) -> int:
     "Threads for the pass about to start: `$CNN_COURSE_THREADS` if set, else the free cores, never above `most`."
     v = os.environ.get(THREADS_ENV)
-    if not v: return max(1, min(most or usable_cores(), free_cores()))
+    if not v: return 1 if most == 1 else max(1, min(most or usable_cores(), free_cores()))
     try: n = int(v)
     except ValueError: n = 0
     if n < 1: raise UsageError(f'{THREADS_ENV}={v!r} is not a number of threads: give a whole number of at least 1, or unset it.')
     return n
+
+_ACTIVE = [0] # passes running now: one inside another (a batch at a time) keeps the outer one's threads
 
 @contextmanager
 def threads_for_pass(n:int|None=None, # Threads (None: `pass_threads`, at most torch's current count)
@@ -60,7 +63,11 @@ def threads_for_pass(n:int|None=None, # Threads (None: `pass_threads`, at most t
     "torch runs the block with `n` threads, then with as many as before (ONNX Runtime's sessions take torch's count)."
     import torch  # here, not at the top: core/ never imports torch on its own (the CLI's listing commands stay fast)
     before = torch.get_num_threads()
-    n = n or pass_threads(before)  # free cores only ever lower the count a learner (or the grader's sandbox) set
-    torch.set_num_threads(n)
+    # free cores only ever lower the count a learner (or the grader's sandbox) set; counted once per outermost pass
+    n = n or (before if _ACTIVE[0] else pass_threads(before))
+    if n != before: torch.set_num_threads(n)
+    _ACTIVE[0] += 1
     try: yield n
-    finally: torch.set_num_threads(before)
+    finally:
+        _ACTIVE[0] -= 1
+        if n != before: torch.set_num_threads(before)

@@ -10,6 +10,7 @@ from torch.utils.data import TensorDataset
 from fastai.vision.all import Callback, DataLoaders, Learner
 from ..inference.feature_cache import cache_key, cached, preprocessing, weights_digest
 from .features import TensorDL, _files
+from ..core.cpus import threads_for_pass
 from ..inference.outputs import EVAL_BS, eval_dl, folded, outputs
 from ..models.classifier import parts, split_body  # the one cut of an EfficientNet body, also `param_groups`'s
 
@@ -28,7 +29,7 @@ class TopModel(nn.Module):
 # %% ../../nbs/08b_finetune.ipynb #272f8d49
 def _acts(lower, dl, flip):
     xs, ys, run = [], [], folded(lower)  # folded once, not per batch
-    with torch.no_grad():
+    with torch.no_grad(), threads_for_pass():  # the free cores counted once for the whole pass, not per batch
         for xb, yb in dl:
             xb = xb.as_subclass(torch.Tensor)
             xs.append(outputs(run, [xb.flip(-1) if flip else xb]).half()); ys.append(yb.as_subclass(torch.Tensor))

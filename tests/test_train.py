@@ -1,9 +1,13 @@
 "Training recipes, saved runs and their CLI, on small generated images."
-import json, pickle
+import json, pickle, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from cnn_course.cli import main
+from cnn_course.data import registry
 from cnn_course.data.fetch import make_shapes
+from cnn_course.data.registry import get_dataset
+from cnn_course.models import backbones
+from cnn_course.models.backbones import get_backbone
 from cnn_course.models.classifier import create_model
 from cnn_course.inference.runs import RUN_FILES, RunError, load_run
 from cnn_course.training.recipes import prepare, recipe_for, train
@@ -125,3 +129,35 @@ def test_balanced_also_balances_the_cached_feature_loader(tmp_path):
         shares[bal] = np.bincount(ys.numpy(), minlength=3)/len(ys)
     assert shares[False].min() < 0.12  # the rarest class, as it is on disk
     assert np.abs(shares[True] - 1/3).max() < 0.05, shares[True]
+
+class _Lookups(dict):
+    "A registry that records every lookup by name (`in`, `[]`, `.get`)."
+    def __init__(self, d): super().__init__(d); self.names = []
+    def __getitem__(self, k): self.names.append(k); return super().__getitem__(k)
+    def __contains__(self, k): self.names.append(k); return super().__contains__(k)
+    def get(self, k, default=None): self.names.append(k); return super().get(k, default)
+
+def _count_lookups(monkeypatch, attr, registry):
+    "`registry` replaced by a recording copy in every cnn_course module that holds it (`from .backbones import BACKBONES` too)."
+    rec = _Lookups(registry)
+    for m in list(sys.modules.values()):
+        if getattr(m, '__name__', '').startswith('cnn_course') and getattr(m, attr, None) is registry: monkeypatch.setattr(m, attr, rec)
+    return rec
+
+@pytest.mark.parametrize('arch, kw', [('simple_cnn', dict(pretrained=False, size=32, bs=16, epochs=1)),  # + weights, top stage:
+                                      ('tf_efficientnet_lite0', dict(size=64, epochs=0, freeze_epochs=2, top_epochs=1))])
+def test_train_resolves_its_backbone_and_dataset_once(shapes, tmp_path, monkeypatch, arch, kw):
+    "#29: `train` looks its backbone and dataset up by name once, at the edge, and hands the objects down; the run keeps names."
+    backbone, spec = get_backbone(arch), get_dataset('shapes')  # the registry's objects, looked up before counting
+    b, d = _count_lookups(monkeypatch, 'BACKBONES', backbones.BACKBONES), _count_lookups(monkeypatch, 'DATASETS', registry.DATASETS)
+    t = train('shapes', arch, data=shapes, out=tmp_path/'run', **kw)
+    # before: 13 (simple_cnn) and 20 (lite0) backbone lookups, 10 dataset lookups, from recipes, guards, learner, weights,
+    # bodies, classifier and runs (measured the same way: `k in d` then `d[k]` in one call counted as one)
+    assert b.names == [arch], f'{arch} looked up by name {len(b.names)} times in one train(), not once: {b.names}'
+    assert d.names == ['shapes'], f'the dataset looked up by name {len(d.names)} times in one train(), not once: {d.names}'
+    saved = json.loads((tmp_path/'run'/'model.json').read_text())
+    assert saved['arch'] == t.meta['arch'] == t.learn.model.arch == arch and saved['dataset'] == t.meta['dataset'] == 'shapes'
+    assert t.learn.model.backbone is backbone and t.learn.dls.cnn_course['spec'] is spec  # what the model and data were made from
+    b.names.clear(); d.names.clear()
+    learn = prepare(spec, backbone, data=shapes, **kw)  # given the objects, nothing is looked up by name at all
+    assert (b.names, d.names) == ([], []) and learn.model.arch == arch

@@ -143,7 +143,7 @@ def class_view(spec:DatasetSpec, # A dataset with a `subset` of classes
     except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process made it first
     return dest
 
-def dataset_path(name:str, # A key of `DATASETS`
+def dataset_path(name:str|DatasetSpec, # A registered dataset's name, or the `DatasetSpec` itself
                  data:Path|None=None, # Explicit folder; wins over every other place
                  download:bool=True, # May the course generate or download it when it is nowhere on disk?
                 ) -> Path:
@@ -152,7 +152,8 @@ def dataset_path(name:str, # A key of `DATASETS`
     if spec.subset: return class_view(spec, data if data is not None and Path(data).is_dir() else _found(spec, data, download))
     return _found(spec, data, download)
 
-def where_is(name:str) -> Path|None:
+def where_is(name:str|DatasetSpec, # A registered dataset's name, or the `DatasetSpec` itself
+            ) -> Path|None:
     "The folder of dataset `name` on this machine (`$CNN_COURSE_DATA` or the cache), or None; nothing is made or fetched."
     spec = get_dataset(name)
     places = ([data_root()/spec.dir_name] if data_root() else []) + [cache_dir('datasets')/spec.dir_name]
@@ -165,7 +166,7 @@ def _found(spec, data, download):
     src, dest = DATASETS.get(spec.dir_name, spec), cache_dir('datasets')/spec.dir_name  # fashion5 gets the clothing photos
     if src.pin and not dest.exists() and (siblings(dest, 'new') or siblings(dest, 'old')):
         with _locked(dest): recover_folder(dest, _whole, discard=shutil.rmtree)  # a get killed while it swapped folders
-    if (found := where_is(spec.name)) is not None: return found
+    if (found := where_is(spec)) is not None: return found
     make = {'digits': make_digits, 'shapes': make_shapes}.get(spec.name)
     if download and make: return make(dest, valid_pct=spec.valid_pct, test_pct=spec.test_pct)
     if download and src.urls:

@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from PIL import Image
 from fastai.callback.data import WeightedDL  # noqa: F401 (imported for its side effect:) patches DataBlock.weighted_dataloaders
 from .fetch import dataset_path
-from .registry import get_dataset
+from .registry import DatasetSpec, get_dataset
 from ..core.layout import SPLITS, class_dirs, has_splits, image_files, split_files
 from .checks import check_dataset
 from ..core.basics import CourseError, UnknownNameError, UsageError
@@ -80,7 +80,8 @@ class MapLabel:
             raise UnknownNameError(f"Folder {name!r} has no mapped label. Known folders: {', '.join(sorted(self.mapping))}.")
         return self.mapping[name]
 
-def label_func(name:str):
+def label_func(name:str|DatasetSpec, # A registered dataset's name, or the `DatasetSpec` itself
+              ):
     "How dataset `name` labels a file: its parent folder, or the dataset's mapping of it."
     spec = get_dataset(name)
     return MapLabel(spec.mapping) if spec.label_map else parent_label
@@ -91,14 +92,15 @@ def check_max_per_class(n) -> int|None:
     raise UsageError(f'--max-per-class must be a whole number >= 1 (images per class and split), got {n!r}; '
                      'leave it out to use every image.')
 
-def split_items(name:str, # A key of `DATASETS`
+def split_items(name:str|DatasetSpec, # A registered dataset's name, or the `DatasetSpec` itself
                 data:Path|None=None, # Folder instead of the dataset's usual place
                 seed:int=42, # Seed of the split (folders without one) and of `max_per_class`
                 max_per_class:int|None=None, # Keep at most this many files per class and split
                ) -> dict:
     "`{split: [image files]}` of the usable images of dataset `name` (undecodable files left out)."
     check_max_per_class(max_per_class)  # before the dataset is scanned
-    spec, root = get_dataset(name), dataset_path(name, data)
+    spec = get_dataset(name)
+    root = dataset_path(spec, data)
     bad = check_dataset(spec.name, root).bad_files
     by_class = {}
     if has_splits(root):
@@ -114,10 +116,10 @@ def split_items(name:str, # A key of `DATASETS`
 
 # %% ../../nbs/03_data.ipynb #75a80e27
 def check_classes(items:dict, # `{split: [files]}` from `split_items`
-                  name:str, # The dataset: its labels, and the messages
+                  name:str|DatasetSpec, # The dataset (its labels, and the messages): its name, or the `DatasetSpec` itself
                  ) -> list:
     "The training classes, after checking there are two or more and that every valid/test class is among them."
-    y = label_func(name)
+    spec = get_dataset(name); y, name = label_func(spec), spec.name
     per = {s: sorted({y(f) for f in fs}) for s, fs in items.items()}
     train = per.get('train', [])
     if len(train) < 2:
@@ -158,7 +160,7 @@ def verify_split(record:dict|None, # A run's `split` record (None: an older run,
                     '(--test-folder), or retrain.')
 
 # %% ../../nbs/03_data.ipynb #fb479133
-def get_block(name:str, # A key of `DATASETS`
+def get_block(name:str|DatasetSpec, # A registered dataset's name, or the `DatasetSpec` itself
               valid:list|set, # Files of the validation split
               size:int|None=None, # Image side (default: the dataset's `img_size`)
               aug:bool=True, # Augment the training batches?
@@ -166,13 +168,13 @@ def get_block(name:str, # A key of `DATASETS`
              ) -> DataBlock:
     "The fastai `DataBlock` of dataset `name`: RGB images, folder (or mapped) labels, the given valid files."
     spec, valid = get_dataset(name), set(valid)
-    return DataBlock(blocks=(ImageBlock(RGBImage), CategoryBlock), get_y=label_func(name),
+    return DataBlock(blocks=(ImageBlock(RGBImage), CategoryBlock), get_y=label_func(spec),
                      splitter=FuncSplitter(valid.__contains__), item_tfms=item_tfms(size or spec.img_size),
                      batch_tfms=batch_tfms(spec.aug if aug else None, stats))
 
 DEFAULT_WORKERS = 0  # measured on a 2-core laptop CPU: see "Workers" below
 
-def get_dls(name:str, # A key of `DATASETS`
+def get_dls(name:str|DatasetSpec, # A registered dataset's name, or the `DatasetSpec` itself
             data=None, # Folder instead of the dataset's usual place
             size:int|None=None, # Image side (default: the dataset's `img_size`)
             bs:int=64, # Batch size (lowered, with a note, to the number of training images when larger)
@@ -185,23 +187,24 @@ def get_dls(name:str, # A key of `DATASETS`
             device=None, # Where batches go (default: fastai's default device)
            ) -> DataLoaders:
     "Train/valid `DataLoaders` of dataset `name`."
-    items = split_items(name, data, seed, max_per_class)
+    spec = get_dataset(name); name = spec.name  # resolved once: the split, labels and block get the spec
+    items = split_items(spec, data, seed, max_per_class)
     if not items['train'] or not items['valid']:
         raise DataError(f"Dataset '{name}' has {len(items['train'])} train and {len(items['valid'])} valid images; "
                          'both are needed. Check the folder with `cnn-course data check`.')
-    check_classes(items, name)
+    check_classes(items, spec)
     if bs > len(items['train']):  # fastai drops the last incomplete batch: a larger batch would mean no step at all
         print(f"note: batch size {bs} is larger than the {len(items['train'])} training images of '{name}': "
               f"using {len(items['train'])}.", file=sys.stderr)
         bs = len(items['train'])
-    block = get_block(name, items['valid'], size, aug, stats)
+    block = get_block(spec, items['valid'], size, aug, stats)
     source = items['train'] + items['valid']
     kw = dict(bs=bs, num_workers=DEFAULT_WORKERS if workers is None else workers, device=device)
-    dls = (block.weighted_dataloaders(source, _weights(name, source, set(items['valid'])), **kw) if balanced
+    dls = (block.weighted_dataloaders(source, _weights(spec, source, set(items['valid'])), **kw) if balanced
            else block.dataloaders(source, **kw))
-    whole = items if max_per_class is None else split_items(name, data, seed)  # a report evaluates the whole test split
-    dls.cnn_course = dict(name=name, data=data, seed=seed, size=size or get_dataset(name).img_size, stats=stats,
-                          split=split_record(whole, dataset_path(name, data), seed, max_per_class))
+    whole = items if max_per_class is None else split_items(spec, data, seed)  # a report evaluates the whole test split
+    dls.cnn_course = dict(name=name, spec=spec, data=data, seed=seed, size=size or spec.img_size, stats=stats,
+                          split=split_record(whole, dataset_path(spec, data), seed, max_per_class))
     return dls
 
 def _weights(name, source, valid):
@@ -212,7 +215,7 @@ def _weights(name, source, valid):
 
 # %% ../../nbs/03_data.ipynb #33d682a1
 def get_test_dl(dls:DataLoaders, # From `get_dls`
-                name:str, # The dataset of `dls`
+                name:str|DatasetSpec, # The dataset of `dls`: its name, or the `DatasetSpec` itself
                 data=None, # Folder instead of the dataset's usual place
                 split:str='test', # Which split to load
                 max_per_class:int|None=None, # Seeded subset per class
@@ -221,9 +224,10 @@ def get_test_dl(dls:DataLoaders, # From `get_dls`
     "A labelled `DataLoader` of the `split` images with the valid transforms of `dls`."
     if split not in SPLITS: raise DataError(f"Unknown split {split!r}. Available: {', '.join(SPLITS)}.")
     seed = seed if seed is not None else getattr(dls, 'cnn_course', {}).get('seed', 42)
-    items = split_items(name, data, seed, max_per_class)[split]
-    if not items: raise DataError(f"Dataset '{name}' has no {split!r} images at {dataset_path(name, data)}.")
-    y, vocab = label_func(name), set(dls.vocab)
+    spec = get_dataset(name)
+    items = split_items(spec, data, seed, max_per_class)[split]
+    if not items: raise DataError(f"Dataset '{spec.name}' has no {split!r} images at {dataset_path(spec, data)}.")
+    y, vocab = label_func(spec), set(dls.vocab)
     unknown = sorted({y(f) for f in items} - vocab)
     if unknown: raise DataError(f"The {split} split has classes the model was not trained on: {', '.join(unknown)}.")
     return dls.test_dl(items, with_labels=True)

@@ -172,11 +172,11 @@ DATASETS = {s.name: s for s in [
 
 
 # %% ../../nbs/01d_dataset_registry.ipynb #4f0f86fd
-def get_dataset(name:str # A key of `DATASETS`
+def get_dataset(name:str|DatasetSpec # A key of `DATASETS`, or a `DatasetSpec` (returned as it is: resolved once, passed on)
                ) -> DatasetSpec:
     "The `DatasetSpec` called `name`, or an `UnknownNameError` (a `KeyError`) naming the available ones."
     if isinstance(name, DatasetSpec): return name
-    if name in DATASETS: return DATASETS[name]
+    if (spec := DATASETS.get(name)) is not None: return spec
     close = difflib.get_close_matches(str(name), DATASETS, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ''
     raise UnknownNameError(f"Unknown dataset '{name}'. Available: {', '.join(sorted(DATASETS))}.{hint}")

@@ -12,7 +12,7 @@ from safetensors.torch import load_model, save_model
 from .. import __version__
 from ..core.basics import (CourseError, kill_point, md_table, new_sibling, read_small, recover_folder, swap_folder,
                    tune_malloc, write_atomic)
-from ..models.backbones import BACKBONES, HeadCfg, get_backbone
+from ..models.backbones import BACKBONES, Backbone, HeadCfg
 from ..models.classifier import create_model
 from .outputs import EVAL_BS, outputs
 from ..core.images import center_crop, open_image
@@ -82,6 +82,7 @@ def _check_stats(where, key, v):
 def validate_meta(meta, # The parsed `model.json` (or the dict about to be saved)
                   where:str='model.json', # Named in the messages
                   complete:bool=False, # Also require every field of `RUN_FIELDS`, as a trained run has them
+                  backbone:Backbone|None=None, # The registered `Backbone` the caller holds for `meta['arch']`: not looked up again
                  ) -> dict:
     "`meta` after checking every field `load_run` relies on; `RunError` naming the field otherwise."
     if not isinstance(meta, dict): raise RunError(f'{where} must hold a JSON object, not {type(meta).__name__}.')
@@ -94,13 +95,14 @@ def validate_meta(meta, # The parsed `model.json` (or the dict about to be saved
     if complete and (missing := [k for k in RUN_FIELDS if k not in meta]):
         raise RunError(f"{where} lacks the field(s) {', '.join(missing)}: "
                        'every trained run records them (`learner.run_meta`).')
-    if not isinstance(meta['arch'], str) or meta['arch'] not in BACKBONES:
-        _fail(where, 'arch', f"a registered backbone ({', '.join(BACKBONES)})", meta['arch'])
+    arch, b = meta['arch'], None
+    if isinstance(arch, str):  # the caller's backbone when it is this registered one, else the registry's (one lookup)
+        b = backbone if backbone is not None and backbone.name == arch and backbone in BACKBONES.values() else BACKBONES.get(arch)
+    if b is None: _fail(where, 'arch', f"a registered backbone ({', '.join(BACKBONES)})", arch)
     _check_classes(where, meta['classes'])
-    lo, size = get_backbone(meta['arch']).min_size, meta['size']
+    lo, size = b.min_size, meta['size']
     if not isinstance(size, int) or isinstance(size, bool) or not lo <= size <= MAX_SIZE:
         _fail(where, 'size', f'an integer from {lo} to {MAX_SIZE}', size)
-    b = get_backbone(meta['arch'])
     for k in ('mean', 'std'):
         _check_stats(where, k, meta[k])
         # every writer records the backbone's own statistics: another value is an edit that would silently change predictions
@@ -164,7 +166,8 @@ def save_run(out:Path, # Folder of the run (created)
     out = recover_run(Path(out), clean=True)
     check_run_folder(out, overwrite)
     meta = validate_meta({**meta, 'format': FORMAT_VERSION, 'versions': versions(),
-                          'created': meta.get('created') or time.strftime('%Y-%m-%dT%H:%M:%S')}, 'meta')
+                          'created': meta.get('created') or time.strftime('%Y-%m-%dT%H:%M:%S')}, 'meta',
+                         backbone=getattr(model, 'backbone', None))  # `create_model`'s: the name is not looked up again
     out.parent.mkdir(parents=True, exist_ok=True)
     new = new_sibling(out)
     try:

@@ -89,13 +89,13 @@ BACKBONES = {b.name: b for b in [
              notes='Navigator-Teacher-Scrutinizer (Yang et al., ECCV 2018) on a resnet50 body; see cnn_course.models.ntsnet'),
 ]}
 
-def get_backbone(name:str, # A key of `BACKBONES`
+def get_backbone(name:str|Backbone, # A key of `BACKBONES`, or a `Backbone` (returned as it is: resolved once, passed on)
                 ) -> Backbone:
     "The registered backbone called `name`; the error lists the valid names."
     if isinstance(name, Backbone): return name
-    if name not in BACKBONES:
+    if (b := BACKBONES.get(name)) is None:
         raise UnknownNameError(f"Unknown backbone {name!r}. Available: {', '.join(BACKBONES)}")
-    return BACKBONES[name]
+    return b
 
 # %% ../../nbs/04_backbones.ipynb #03889fd9
 POOLS = ('avg', 'concat')

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import timm, torchvision
 from torch import nn
-from .backbones import get_backbone
+from .backbones import Backbone, get_backbone
 from ..core.basics import UsageError
 
 # %% auto #0
@@ -27,16 +27,19 @@ def simple_cnn(widths:tuple=(32, 64, 128, 256)) -> nn.Sequential:
     chans = (3,) + tuple(widths)
     return nn.Sequential(*[conv_block(a, b) for a, b in zip(chans[:-1], chans[1:])])
 
-def native_model(arch:str) -> nn.Module:
+def native_model(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
+                ) -> nn.Module:
     "The original full model of `arch` (timm or torchvision), randomly initialised, with its ImageNet classifier."
     b = get_backbone(arch)
     if b.source == 'timm': return timm.create_model(b.model, pretrained=False)
     if b.source == 'torchvision':
         kw = dict(aux_logits=True, init_weights=True) if b.model == 'googlenet' else {}
         return getattr(torchvision.models, b.model)(weights=None, **kw)
-    raise UsageError(f'{arch!r} ({b.source}) has no native pretrained model: pick a timm or torchvision backbone')
+    raise UsageError(f'{b.name!r} ({b.source}) has no native pretrained model: pick a timm or torchvision backbone')
 
-def cut_body(model:nn.Module, arch:str) -> nn.Module:
+def cut_body(model:nn.Module, # From `native_model`
+             arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
+            ) -> nn.Module:
     "The feature-map part of a native `model`; the parts the body never uses are removed."
     b = get_backbone(arch)
     if b.source == 'torchvision':

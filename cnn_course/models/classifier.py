@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 from torch import nn
-from .backbones import BACKBONES, HALF_STATS, IMAGENET_STATS, HeadCfg, get_backbone
+from .backbones import BACKBONES, HALF_STATS, IMAGENET_STATS, Backbone, HeadCfg, get_backbone
 from ..core.basics import UsageError, md_table, print_command
 from .weights import create_body, find_local, install_timm_weights
 from .ntsnet import create_ntsnet
@@ -82,28 +82,29 @@ def encoder(model:nn.Module) -> nn.Module:
     body, pool, _ = parts(model)
     return nn.Sequential(body, pool)
 
-def create_model(arch:str, # A registered backbone
+def create_model(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
                  n_out:int, # Number of classes
                  pretrained:bool=True, # Pretrained weights (an error if none are found); False: random init, explicitly
                  weights=None, # Explicit weights file for the body, tried before any other place
                  head:HeadCfg|None=None, # Head configuration (default `HeadCfg()`)
                 ) -> nn.Module:
-    "A `CourseModel`, or an `NTSNet` for a composite backbone; both have `.body`, `.pool`, `.head`, `.weights_source`."
+    "A `CourseModel`, or an `NTSNet` for a composite backbone; both have `.body`, `.pool`, `.head`, `.weights_source`, `.arch`."
     b = get_backbone(arch)
     if b.composite: model = create_ntsnet(n_out, base=b.base, pretrained=pretrained, weights=weights, head=head)
     else:
-        body, source = create_body(arch, pretrained, weights)
+        body, source = create_body(b, pretrained, weights)
         model = CourseModel(body, create_head(b.features, n_out, head))
         model.weights_source = source
-    model.arch, model.pretrained = arch, not model.weights_source.startswith('random init')
+    model.arch, model.pretrained = b.name, not model.weights_source.startswith('random init')  # `.arch`: the name a run saves
+    model.backbone = b  # as timm's `pretrained_cfg`: what the model was built from, for whoever saves it (`run_meta`, `save_run`)
     return model
 
-def num_features(arch:str, # A registered backbone (not a composite one)
+def num_features(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself (not a composite one)
                  head:HeadCfg|None=None, # Head configuration (default `HeadCfg()`)
                 ) -> int:
     "Size of the pooled features, i.e. the input of `model.head`."
     b = get_backbone(arch)
-    if b.composite: raise UsageError(f"{arch!r} has no separable head: its parts are cropped from the image")
+    if b.composite: raise UsageError(f"{b.name!r} has no separable head: its parts are cropped from the image")
     return b.features * (2 if (head or HeadCfg()).pool == 'concat' else 1)
 
 def _timm(model):

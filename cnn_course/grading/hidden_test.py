@@ -4,7 +4,7 @@
 
 # %% ../../nbs/11c_hidden_test.ipynb #a1c0de03
 from __future__ import annotations
-import hashlib, io, json, time
+import hashlib, io, json, os, time
 from pathlib import Path
 import numpy as np, torch
 from ..core.basics import InstructorError, write_atomic
@@ -12,11 +12,11 @@ from ..core.layout import class_dirs, is_image
 from ..core.images import ImageError
 from ..models.classifier import encoder
 from ..inference.outputs import EVAL_BS, folded, outputs
-from ..inference.onnx_engine import engine, onnx_pass, use_engine
+from ..inference.onnx_engine import ENGINE_ENV, engine, onnx_pass, use_engine
 from ..inference.runs import build_model, normalize, to_pixels
 
 # %% auto #0
-__all__ = ['TestSetError', 'TestSet', 'body_of', 'run_logits', 'pass_module', 'export_graphs']
+__all__ = ['TestSetError', 'TestSet', 'grading_engine', 'body_of', 'run_logits', 'pass_module', 'export_graphs']
 
 # %% ../../nbs/11c_hidden_test.ipynb #5ee43e6e
 class TestSetError(InstructorError, ValueError):
@@ -80,6 +80,10 @@ class TestSet:
         for i in range(0, len(px), bs): yield normalize(px[i:i+bs], mean, std)
 
 # %% ../../nbs/11c_hidden_test.ipynb #bd6ef4ca
+def grading_engine() -> str:
+    "The engine of the students' passes: `$CNN_COURSE_ENGINE` where set, else torch (at one thread a session costs more than it saves)."
+    return engine() if os.environ.get(ENGINE_ENV) else 'torch'  # bench/results/grade_class.json: both engines, one class
+
 def body_of(model) -> torch.nn.Module|None:
     "The backbone body of a course model (`model.body`, NTS-Net included), or None for any other module."
     return getattr(model, 'body', None)
@@ -118,9 +122,8 @@ def run_logits(run, # From `load_run`
     t0, meta, model = _cpu_seconds(), run.meta, run.model
     bs = lambda: _timed(test.batches(run.size, meta['mean'], meta['std']), limit, t0)
     key = _feature_key(model, meta)
-    # ONNX Runtime with the graph `export_graphs` left (a session filled with this student's weights), never an export
-    # here: the sandbox's memory is for the student's model (bench/results/grade_class.json measures it against torch)
-    with use_engine('torch' if engine() == 'torch' else 'cached'):
+    # never an export here: the sandbox's memory is for the student's model; ONNX Runtime only when asked (`grading_engine`)
+    with use_engine('cached' if grading_engine() == 'onnx' else 'torch'):
         return outputs(model, bs()) if key is None else outputs(model.head, [_features(test, key, encoder(model), bs)])
 
 # %% ../../nbs/11c_hidden_test.ipynb #45c6c01d
@@ -134,6 +137,7 @@ def export_graphs(metas:list, # The `model.json` of each submission (None where 
                  ) -> int:
     "Export the ONNX graph of each architecture the runs in `metas` declare, at the sizes `test` decoded for all; how many."
     done, sizes = set(), set(test._pixels) | set(test.pixel_files)
+    if grading_engine() != 'onnx': return 0
     for m in metas:
         if not m or [str(c) for c in m['classes']] != test.classes or m['size'] not in sizes: continue  # not evaluated here
         if len(done) >= most: break

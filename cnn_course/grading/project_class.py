@@ -96,7 +96,7 @@ def preflight(test:TestSet, rubric:Rubric, metas:list, work:Path) -> tuple:
     "Check the test set and the weights before grading: ({base arch: weights file}, {base arch: why it is missing})."
     test.check(shared_sizes([m['size'] for m in metas if m], len(test)), work)
     test.feature_dir = work/'features'; test.feature_dir.mkdir(exist_ok=True)
-    export_graphs(metas, test)  # each architecture's ONNX graph once, here: the students' passes only open sessions
+    export_graphs(metas, test)  # with CNN_COURSE_ENGINE=onnx: each architecture's graph once, here, not in a sandbox
     crit = [c for c in rubric.criteria if c.kind == 'pretrained']
     named = {reference_arch(a) for c in crit for a in c.params['allowed'] if BACKBONES[a].pretrainable}
     used = {m['arch'] for m in metas if m and m['pretrained'] and BACKBONES[m['arch']].pretrainable}
